@@ -1,0 +1,104 @@
+"""Configuration: environment variables prefixed ``SWITCHYARD_`` (see README, "Configuration").
+
+Every process reads the same variables, so a worker started by hand in another shell reaches the same
+stack as ``switchyard dev`` after ``set -a; . .switchyard/dev.env``.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SWITCHYARD_", extra="ignore")
+
+    # Where unset, `switchyard dev` and the tests start embedded servers and export their URLs.
+    database_url: str | None = None
+    redis_url: str | None = None
+    broker_url: str | None = Field(default=None, description="defaults to redis_url")
+
+    api_host: str = "127.0.0.1"
+    api_port: int = 8700
+    state_dir: Path = Path("./.switchyard")
+
+    webhook_secret: SecretStr | None = None
+    webhook_tolerance_s: int = 300
+    webhook_max_body: int = 1_048_576
+    api_keys: SecretStr | None = Field(default=None, description="comma-separated key:tenant pairs")
+
+    # Leases: a running job's worker renews its lease every lease_s/3 seconds; the control pool's
+    # reaper re-queues a job whose lease has expired (its worker died).
+    lease_s: float = 30.0
+    reaper_interval_s: float = 2.0
+    dispatch_grace_s: float = 30.0
+
+    # Event replay log in Redis: trimmed to this many entries per job, and expires after the TTL.
+    event_log_maxlen: int = 100_000
+    event_log_ttl_s: int = 7 * 24 * 3600
+
+    callback_max_retries: int = 8
+    log_level: str = "INFO"
+
+    def webhook_secret_for(self, source: str | None) -> str | None:
+        """The HMAC secret for a webhook source (``WEBHOOK_SECRET_<SOURCE>``), else the default one."""
+        if source:
+            per_source = os.environ.get(f"SWITCHYARD_WEBHOOK_SECRET_{source.upper().replace('-', '_')}")
+            if per_source:
+                return per_source
+        return self.webhook_secret.get_secret_value() if self.webhook_secret else None
+
+    def api_key_tenants(self) -> dict[str, str]:
+        """``{api_key: tenant}`` from ``API_KEYS``; empty means the API is open on loopback only."""
+        if not self.api_keys:
+            return {}
+        pairs = {}
+        for item in self.api_keys.get_secret_value().split(","):
+            item = item.strip()
+            if item:
+                key, _, tenant = item.partition(":")
+                pairs[key] = tenant or "default"
+        return pairs
+
+    @property
+    def effective_broker_url(self) -> str | None:
+        return self.broker_url or self.redis_url
+
+    def masked(self) -> dict:
+        """The effective configuration as JSON-ready data, secrets and URL passwords masked."""
+        data = self.model_dump(mode="json")
+        for key in ("webhook_secret", "api_keys"):
+            data[key] = "***" if data.get(key) else None
+        for key in ("database_url", "redis_url", "broker_url"):
+            data[key] = _mask_url(data.get(key))
+        data["effective_broker_url"] = _mask_url(self.effective_broker_url)
+        data["webhook_sources"] = sorted(
+            k.removeprefix("SWITCHYARD_WEBHOOK_SECRET_").lower()
+            for k in os.environ
+            if k.startswith("SWITCHYARD_WEBHOOK_SECRET_")
+        )
+        return data
+
+
+def _mask_url(url: str | None) -> str | None:
+    if not url or "@" not in url or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    creds, host = rest.rsplit("@", 1)
+    user = creds.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}" if ":" in creds else url
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
+
+
+def reload_settings() -> Settings:
+    """Re-read the environment (tests and `switchyard dev` change it after start)."""
+    get_settings.cache_clear()
+    return get_settings()

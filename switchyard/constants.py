@@ -1,0 +1,44 @@
+"""Every Redis key, channel, stream and queue name in one place."""
+
+from __future__ import annotations
+
+# Queues (DESIGN.md "Queues and pools"). `celery` is Celery's default queue: a raw producer that
+# calls send_task without a queue lands there, and the control pool forwards the message home.
+QUEUES = ("finetune", "index", "agent", "eval", "control")
+DEFAULT_QUEUE = "celery"
+
+# Events
+JOBS_CHANNEL = "switchyard:jobs"
+
+
+def job_channel(job_id: str) -> str:
+    return f"switchyard:job:{job_id}"
+
+
+def job_log_stream(job_id: str) -> str:
+    return f"switchyard:job:{job_id}:log"
+
+
+def job_seq_key(job_id: str) -> str:
+    return f"switchyard:job:{job_id}:seq"
+
+
+# Cross-process signals read by a running job at its step boundaries.
+def cancel_key(job_id: str) -> str:
+    return f"switchyard:cancel:{job_id}"
+
+
+def shutdown_key(owner: str) -> str:
+    return f"switchyard:shutdown:{owner}"
+
+
+# Trigger stream (`switchyard listen`)
+TRIGGER_STREAM = "switchyard:triggers"
+TRIGGER_DEAD_LETTER = "switchyard:triggers:dead"
+TRIGGER_GROUP = "switchyard"
+
+# Headers a producer may put on a raw Celery message.
+HEADER_IDEMPOTENCY_KEY = "switchyard_idempotency_key"
+HEADER_CALLBACK_URL = "switchyard_callback_url"
+HEADER_PRODUCER = "switchyard_producer"
+HEADER_TENANT = "switchyard_tenant"

@@ -1,0 +1,61 @@
+"""The control pool's work: the ``ping`` health probe and the lease reaper."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from switchyard import events, jobs
+from switchyard.context import JobContext
+from switchyard.jobs import JobStatus
+
+log = logging.getLogger("switchyard.control")
+
+
+class PingParams(BaseModel):
+    """kwargs of ``switchyard.control.ping``."""
+
+    model_config = ConfigDict(extra="forbid")
+    seconds: float = Field(default=0, ge=0, le=86_400, description="how long to work, heartbeating")
+
+
+def ping(params: PingParams, ctx: JobContext) -> dict:
+    """Report where it runs, then work for ``seconds``, emitting progress about twice a second."""
+    where = {"hostname": socket.gethostname(), "pid": os.getpid(), "worker": ctx.worker,
+             "attempt": ctx.attempt}
+    ctx.progress(0, params.seconds or None, **where)
+    started = time.monotonic()
+    while (elapsed := time.monotonic() - started) < params.seconds:
+        ctx.sleep(min(0.5, params.seconds - elapsed))
+        ctx.progress(round(min(time.monotonic() - started, params.seconds), 3), params.seconds, **where)
+    return {**where, "seconds": params.seconds}
+
+
+def reap(send: callable) -> dict:  # type: ignore[valid-type]
+    """Requeue jobs whose lease expired and dispatch jobs whose message was never sent.
+
+    ``send(job)`` puts a job's message on its queue (the caller owns the broker connection).
+    """
+    from switchyard.config import get_settings
+    from switchyard.runner import announce_end
+
+    requeued = 0
+    for job in jobs.requeue_expired():
+        if job.status is JobStatus.CANCELLED:
+            announce_end(job)
+            continue
+        log.warning("job %s: lease of %s expired; requeued (attempt %d)", job.id, job.worker, job.attempts)
+        events.publish(job.id, "status", {"status": "queued", "reason": "lease expired",
+                                          "previous_worker": job.worker})
+        send(job)
+        requeued += 1
+    dispatched = 0
+    for job in jobs.take_undispatched(get_settings().dispatch_grace_s):
+        log.warning("job %s was never dispatched; sending it now", job.id)
+        send(job)
+        dispatched += 1
+    return {"requeued": requeued, "dispatched": dispatched}

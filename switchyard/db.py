@@ -1,0 +1,150 @@
+"""Postgres access: one connection pool per process, and the migrations runner.
+
+The pool is keyed by pid because Celery's prefork pool forks after import: a connection must never be
+shared between a parent and its children.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool
+
+from switchyard.config import get_settings
+from switchyard.errors import ConfigurationError
+
+log = logging.getLogger(__name__)
+
+_pools: dict[tuple[int, str], ConnectionPool] = {}
+_pools_lock = threading.Lock()
+
+MIGRATIONS_TABLE = "switchyard_migrations"
+# Any constant works; it only has to be the same in every process that migrates.
+MIGRATION_LOCK_ID = 0x5717C4_2026
+
+
+def database_url() -> str:
+    url = get_settings().database_url
+    if not url:
+        raise ConfigurationError(
+            "SWITCHYARD_DATABASE_URL is not set (run `switchyard dev`, or `set -a; . .switchyard/dev.env`)"
+        )
+    return url
+
+
+def get_pool(url: str | None = None) -> ConnectionPool:
+    url = url or database_url()
+    key = (os.getpid(), url)
+    pool = _pools.get(key)
+    if pool is None:
+        with _pools_lock:
+            pool = _pools.get(key)
+            if pool is None:
+                pool = ConnectionPool(
+                    url,
+                    min_size=1,
+                    max_size=int(os.environ.get("SWITCHYARD_DB_POOL_SIZE", "20")),
+                    kwargs={"autocommit": True, "row_factory": dict_row},
+                    configure=_configure_connection,
+                    open=True,
+                    name=f"switchyard-{os.getpid()}",
+                )
+                _pools[key] = pool
+    return pool
+
+
+def _configure_connection(conn: psycopg.Connection) -> None:
+    # pgvector's types, where the extension exists (it does after `switchyard migrate`).
+    try:
+        from pgvector.psycopg import register_vector
+
+        register_vector(conn)
+    except (psycopg.ProgrammingError, ImportError):
+        pass
+
+
+@contextmanager
+def connection() -> Iterator[psycopg.Connection]:
+    """A pooled autocommit connection; use ``with conn.transaction():`` for several statements."""
+    with get_pool().connection() as conn:
+        yield conn
+
+
+def close_pools() -> None:
+    """Close this process's pools (tests, and a forked child discarding its parent's)."""
+    with _pools_lock:
+        for key in [k for k in _pools if k[0] == os.getpid()]:
+            _pools.pop(key).close()
+        for key in [k for k in _pools if k[0] != os.getpid()]:
+            _pools.pop(key)  # inherited from a parent: drop without closing its sockets
+
+
+# --- migrations -------------------------------------------------------------------------------------
+
+def migration_files() -> list[tuple[str, str]]:
+    """``(name, sql)`` of every ``migrations/NNNN_name.sql``, in order."""
+    folder = _migrations_dir()
+    files = sorted(p for p in folder.iterdir() if p.name.endswith(".sql") and p.name[:4].isdigit())
+    return [(p.name, p.read_text()) for p in files]
+
+
+def _migrations_dir() -> Path:
+    here = Path(__file__).resolve().parent.parent / "migrations"
+    if here.is_dir():
+        return here
+    return Path(str(resources.files("switchyard") / "migrations"))
+
+
+def migrate(url: str | None = None) -> list[str]:
+    """Apply pending migrations in order; returns the names applied.
+
+    Safe when several processes start at once: they serialize on an advisory lock, and each file is
+    applied in its own transaction together with its row in the migrations table.
+    """
+    url = url or database_url()
+    applied: list[str] = []
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_ID,))
+        try:
+            conn.execute(
+                f"CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} ("
+                " name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            done = {r[0] for r in conn.execute(f"SELECT name FROM {MIGRATIONS_TABLE}")}
+            for name, sql in migration_files():
+                if name in done:
+                    continue
+                with conn.transaction():
+                    conn.execute(sql)
+                    conn.execute(f"INSERT INTO {MIGRATIONS_TABLE} (name) VALUES (%s)", (name,))
+                log.info("applied migration %s", name)
+                applied.append(name)
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_ID,))
+    for module in MIGRATION_HOOK_MODULES:
+        if importlib.util.find_spec(module) is not None:
+            importlib.import_module(module)  # registers its @on_migrate hooks
+    for hook in _post_migrate_hooks:
+        hook(url)
+    return applied
+
+
+# Modules whose @on_migrate hooks `switchyard migrate` runs after the SQL files (never at import).
+MIGRATION_HOOK_MODULES = ["switchyard.agents.checkpoints"]
+_post_migrate_hooks: list = []
+
+
+def on_migrate(hook):
+    """Register ``hook(url)`` to run after the SQL migrations (LangGraph's ``setup()``, for example)."""
+    _post_migrate_hooks.append(hook)
+    return hook

@@ -1,0 +1,64 @@
+"""Ways in converge here: record a job in the ledger, then put its message on its queue.
+
+The row is written before the message is sent; if the process dies in between, the reaper's outbox
+pass sends it later (``jobs.take_undispatched``), so an accepted job is never lost.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from switchyard import constants, events, jobs, registry
+from switchyard.jobs import Job, JobStatus
+
+log = logging.getLogger("switchyard.dispatch")
+
+
+def send(job: Job) -> None:
+    """Put a recorded job's message on its queue (same id as the ledger row)."""
+    from workers.app import app
+
+    headers = {constants.HEADER_PRODUCER: job.producer, constants.HEADER_TENANT: job.tenant}
+    app.send_task(job.kind, kwargs=job.params, task_id=job.id, queue=job.queue, routing_key=job.queue,
+                  headers=headers)
+
+
+def enqueue(
+    kind: str,
+    params: dict[str, Any] | None = None,
+    *,
+    idempotency_key: str | None = None,
+    producer: str = "default",
+    tenant: str = "default",
+    callback_url: str | None = None,
+    job_id: str | None = None,
+    status: JobStatus = JobStatus.QUEUED,
+) -> tuple[Job, bool]:
+    """Validate, record and dispatch a job; ``(job, created)``. A repeated idempotency key returns the
+    first job and sends nothing. Invalid params raise ``InvalidParamsError`` and record nothing."""
+    spec = registry.get_spec(kind)
+    params = params or {}
+    registry.validate_params(spec.name, params)
+    job, created = jobs.create(spec.name, params, job_id=job_id, status=status, producer=producer,
+                               tenant=tenant, idempotency_key=idempotency_key, callback_url=callback_url)
+    if not created:
+        return job, False
+    events.publish(job.id, "status", {"status": job.status.value, "source": producer})
+    send(job)
+    jobs.mark_dispatched(job.id)
+    return job, True
+
+
+def cancel(job_id: str) -> Job:
+    """Ask a job to stop. A queued job ends now; a running one stops at its next step boundary
+    (within about 100 ms of the request, across processes)."""
+    from switchyard.redis_conn import get_redis
+    from switchyard.runner import announce_end
+
+    job, ended_now = jobs.request_cancel(job_id)
+    if ended_now:
+        announce_end(job)
+    elif job.status is JobStatus.RUNNING:
+        get_redis().set(constants.cancel_key(job_id), "1", ex=7 * 24 * 3600)
+    return job

@@ -1,0 +1,48 @@
+"""One hierarchy for switchyard's errors; HTTP mapping lives in ``switchyard.api``."""
+
+from __future__ import annotations
+
+
+class SwitchyardError(Exception):
+    """Root of every error switchyard raises on purpose."""
+
+
+class ConfigurationError(SwitchyardError):
+    """A required setting is missing or malformed."""
+
+
+class UnknownTaskError(SwitchyardError):
+    """No task of that name is registered."""
+
+
+class InvalidParamsError(SwitchyardError):
+    """A job's parameters failed their schema; ``errors`` holds pydantic's field errors."""
+
+    def __init__(self, task: str, errors: list[dict]):
+        self.task = task
+        self.errors = errors
+        super().__init__(f"invalid parameters for {task}: {errors}")
+
+
+class JobNotFoundError(SwitchyardError):
+    """No job has that id."""
+
+
+class JobStopped(SwitchyardError):
+    """Raised inside a running job at a step boundary when it must stop; subclasses say why."""
+
+
+class JobCancelled(JobStopped):
+    """The job was cancelled; it ends ``cancelled``."""
+
+
+class WorkerShuttingDown(JobStopped):
+    """The worker got SIGTERM; the job checkpoints and goes back to the queue."""
+
+
+class LeaseLost(JobStopped):
+    """Another worker took over this job (our lease expired); stop without touching the ledger."""
+
+
+class SignatureError(SwitchyardError):
+    """A webhook signature is missing, malformed, stale or wrong."""

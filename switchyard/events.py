@@ -1,0 +1,181 @@
+"""Job events: the ``Event`` type, publishing, and a subscriber that sees every event once, in order.
+
+Each job has an ordered log. Publishing assigns ``seq``, appends the event to the replay stream
+``switchyard:job:{id}:log`` and publishes it on ``switchyard:job:{id}`` in one Lua script, so the log's
+order is the ``seq`` order even when several processes publish for one job. Status and end events are
+also published on ``switchyard:jobs`` and kept in Postgres (``job_events``), which outlives the
+trimmed, expiring Redis log.
+
+A subscriber subscribes first, then replays the log, then reads live messages, dropping any ``seq`` it
+has already yielded and back-filling from the log if it sees a gap. It stops after ``end``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from switchyard import constants
+from switchyard.config import get_settings
+from switchyard.redis_conn import get_redis
+
+EVENT_TYPES = frozenset(
+    {"status", "progress", "metrics", "token", "message", "update", "values", "custom", "log", "end"}
+)
+# Kept in Postgres as well as in the Redis replay log.
+DURABLE_TYPES = frozenset({"status", "metrics", "message", "log", "end"})
+# Also fanned out on the all-jobs channel.
+GLOBAL_TYPES = frozenset({"status", "end"})
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    seq: int
+    job_id: str
+    type: str
+    data: dict[str, Any] = field(default_factory=dict)
+    ts: float = 0.0
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"), default=str)
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> Event:
+        return cls(**json.loads(raw))
+
+    def to_sse(self) -> dict[str, str]:
+        """The fields of one Server-Sent Event (``id`` is ``seq``, so ``Last-Event-ID`` resumes)."""
+        return {"id": str(self.seq), "event": self.type, "data": self.to_json()}
+
+    @property
+    def is_end(self) -> bool:
+        return self.type == "end"
+
+
+# KEYS: seq key, log stream, job channel, all-jobs channel
+# ARGV: job_id, type, data (JSON), ts, maxlen, ttl, global (0/1)
+# The event JSON is built here, after INCR, so seq order = log order = publish order.
+_PUBLISH_LUA = """
+local seq = redis.call('INCR', KEYS[1])
+local ev = '{"seq":' .. seq .. ',"job_id":' .. cjson.encode(ARGV[1]) .. ',"type":' .. cjson.encode(ARGV[2])
+        .. ',"data":' .. ARGV[3] .. ',"ts":' .. ARGV[4] .. '}'
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', 'e', ev)
+redis.call('EXPIRE', KEYS[1], ARGV[6])
+redis.call('EXPIRE', KEYS[2], ARGV[6])
+redis.call('PUBLISH', KEYS[3], ev)
+if ARGV[7] == '1' then redis.call('PUBLISH', KEYS[4], ev) end
+return ev
+"""
+
+_script = None
+
+
+def publish(job_id: str, type: str, data: dict[str, Any] | None = None, *, persist: bool | None = None) -> Event:
+    """Append one event to a job's log and publish it live. Returns the event with its ``seq``."""
+    global _script
+    if type not in EVENT_TYPES:
+        raise ValueError(f"unknown event type {type!r}; expected one of {sorted(EVENT_TYPES)}")
+    settings = get_settings()
+    client = get_redis()
+    if _script is None or _script.registered_client is not client:
+        _script = client.register_script(_PUBLISH_LUA)
+    payload = json.dumps(data or {}, separators=(",", ":"), default=str)
+    raw = _script(
+        keys=[
+            constants.job_seq_key(job_id),
+            constants.job_log_stream(job_id),
+            constants.job_channel(job_id),
+            constants.JOBS_CHANNEL,
+        ],
+        args=[
+            job_id, type, payload, repr(time.time()), settings.event_log_maxlen, settings.event_log_ttl_s,
+            "1" if type in GLOBAL_TYPES else "0",
+        ],
+    )
+    event = Event.from_json(raw)
+    if persist if persist is not None else type in DURABLE_TYPES:
+        _persist(event)
+    return event
+
+
+def _persist(event: Event) -> None:
+    from switchyard.db import connection
+
+    with connection() as conn:
+        conn.execute(
+            "INSERT INTO job_events (job_id, seq, type, data, ts) VALUES (%s, %s, %s, %s, %s)"
+            " ON CONFLICT DO NOTHING",
+            (event.job_id, event.seq, event.type, json.dumps(event.data, default=str), event.ts),
+        )
+
+
+def replay(job_id: str, after_seq: int = 0) -> list[Event]:
+    """Every logged event with ``seq > after_seq``, in order: the Redis log, else Postgres's copy."""
+    entries = get_redis().xrange(constants.job_log_stream(job_id))
+    events = [Event.from_json(fields[b"e"]) for _id, fields in entries]
+    if not events or events[0].seq > after_seq + 1:
+        # Trimmed or expired in Redis: the durable events from Postgres fill what they can.
+        durable = _durable_events(job_id, after_seq)
+        seen = {e.seq for e in events}
+        events = sorted([e for e in durable if e.seq not in seen] + events, key=lambda e: e.seq)
+    return [e for e in events if e.seq > after_seq]
+
+
+def _durable_events(job_id: str, after_seq: int) -> list[Event]:
+    from switchyard.db import connection
+
+    with connection() as conn:
+        rows = conn.execute(
+            "SELECT seq, type, data, ts FROM job_events WHERE job_id = %s AND seq > %s ORDER BY seq",
+            (job_id, after_seq),
+        ).fetchall()
+    return [Event(seq=r["seq"], job_id=job_id, type=r["type"], data=r["data"], ts=r["ts"]) for r in rows]
+
+
+def subscribe(
+    job_id: str, after_seq: int = 0, *, timeout: float | None = None, poll_s: float = 1.0
+) -> Iterator[Event]:
+    """Yield the job's events with ``seq > after_seq`` exactly once, in order, ending with ``end``.
+
+    Works for a job that has not started, is running, or ended long ago. ``timeout`` bounds the wait
+    for the *next* event (``TimeoutError``); ``None`` waits forever.
+    """
+    client = get_redis()
+    pubsub = client.pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(constants.job_channel(job_id))
+    last = after_seq
+    try:
+        # Subscribed first, so nothing published from here on is missed; then the backlog.
+        for event in replay(job_id, last):
+            yield event
+            last = event.seq
+            if event.is_end:
+                return
+        waited = 0.0
+        while True:
+            message = pubsub.get_message(timeout=poll_s)
+            if message is None:
+                waited += poll_s
+                # Quiet channel: the log may hold what pub/sub dropped (a reconnect, say).
+                backlog = replay(job_id, last)
+                if not backlog and timeout is not None and waited >= timeout:
+                    raise TimeoutError(f"no event for job {job_id} in {timeout}s")
+            else:
+                event = Event.from_json(message["data"])
+                if event.seq <= last:
+                    continue
+                # A gap means a message was missed: fill it from the log, in order.
+                backlog = replay(job_id, last) if event.seq > last + 1 else [event]
+            for event in backlog:
+                if event.seq <= last:
+                    continue
+                waited = 0.0
+                yield event
+                last = event.seq
+                if event.is_end:
+                    return
+    finally:
+        pubsub.close()

@@ -1,0 +1,313 @@
+"""The job ledger: a row per job in Postgres, the source of truth for status, result and leases.
+
+``Job`` is the stored record. The functions below are the only code that writes ``jobs``; each is one
+SQL statement, so every transition is atomic and safe against concurrent workers:
+
+- ``create`` (enqueue; idempotent per producer and key),
+- ``claim`` (a worker takes the job: only if it is queued, or running under an expired lease),
+- ``renew_leases`` (heartbeat), ``finish`` (only by the lease holder), ``request_cancel``,
+- ``requeue_expired`` (the reaper).
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import uuid
+from dataclasses import dataclass, fields
+from datetime import datetime
+from typing import Any
+
+from switchyard.db import connection
+from switchyard.errors import JobNotFoundError
+
+
+class JobStatus(enum.StrEnum):
+    VALIDATING_FILES = "validating_files"
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL
+
+
+TERMINAL = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED})
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    id: str
+    kind: str
+    status: JobStatus
+    params: dict[str, Any]
+    result: Any
+    error: dict[str, Any] | None
+    attempts: int
+    producer: str
+    tenant: str
+    idempotency_key: str | None
+    callback_url: str | None
+    cancel_requested: bool
+    lease_owner: str | None
+    lease_expires_at: datetime | None
+    worker: str | None
+    created_at: datetime
+    dispatched_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    updated_at: datetime
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Job:
+        data = {f.name: row[f.name] for f in fields(cls)}
+        data["status"] = JobStatus(data["status"])
+        return cls(**data)
+
+    @property
+    def queue(self) -> str:
+        from switchyard.registry import queue_for
+
+        return queue_for(self.kind)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The public JSON shape (``GET /jobs/{id}``): lease internals left out."""
+        out = {
+            "id": self.id, "kind": self.kind, "status": self.status.value, "params": self.params,
+            "result": self.result, "error": self.error, "attempts": self.attempts,
+            "producer": self.producer, "tenant": self.tenant, "idempotency_key": self.idempotency_key,
+            "callback_url": self.callback_url, "cancel_requested": self.cancel_requested,
+            "worker": self.worker,
+        }
+        for name in ("created_at", "started_at", "finished_at", "updated_at"):
+            value = getattr(self, name)
+            out[name] = value.timestamp() if value else None
+        return out
+
+
+# --- SQL --------------------------------------------------------------------------------------------
+
+CREATE_SQL = """
+INSERT INTO jobs (id, kind, status, params, producer, tenant, idempotency_key, callback_url)
+VALUES (%(id)s, %(kind)s, %(status)s, %(params)s, %(producer)s, %(tenant)s, %(idempotency_key)s,
+        %(callback_url)s)
+ON CONFLICT DO NOTHING
+RETURNING *
+"""
+
+# A duplicate create (same id, or same producer + idempotency key) returns the existing row.
+EXISTING_SQL = """
+SELECT * FROM jobs
+WHERE id = %(id)s OR (producer = %(producer)s AND idempotency_key = %(idempotency_key)s)
+ORDER BY (id = %(id)s) DESC LIMIT 1
+"""
+
+MARK_DISPATCHED_SQL = "UPDATE jobs SET dispatched_at = now() WHERE id = %s AND dispatched_at IS NULL"
+
+# Take the job if it is queued (first delivery or re-queued by the reaper) or running under a lease
+# that has expired. A job running under a live lease, or already finished, is not claimed: the
+# caller drops the duplicate delivery.
+CLAIM_SQL = """
+UPDATE jobs SET status = 'running', attempts = attempts + 1, lease_owner = %(owner)s,
+       lease_expires_at = now() + make_interval(secs => %(lease_s)s), worker = %(worker)s,
+       started_at = coalesce(started_at, now()), dispatched_at = coalesce(dispatched_at, now()),
+       updated_at = now()
+WHERE id = %(id)s AND NOT cancel_requested
+  AND (status = 'queued' OR (status = 'running' AND (lease_expires_at IS NULL OR lease_expires_at < now())))
+RETURNING *
+"""
+
+RENEW_SQL = """
+UPDATE jobs SET lease_expires_at = now() + make_interval(secs => %(lease_s)s)
+WHERE id = ANY(%(ids)s) AND lease_owner = %(owner)s AND status = 'running'
+RETURNING id, cancel_requested
+"""
+
+FINISH_SQL = """
+UPDATE jobs SET status = %(status)s, result = %(result)s, error = %(error)s, finished_at = now(),
+       updated_at = now(), lease_owner = NULL, lease_expires_at = NULL
+WHERE id = %(id)s AND lease_owner = %(owner)s AND status = 'running'
+RETURNING *
+"""
+
+# For jobs that end without ever running: invalid messages, cancelled while queued.
+FAIL_UNCLAIMED_SQL = """
+UPDATE jobs SET status = %(status)s, result = %(result)s, error = %(error)s, finished_at = now(),
+       updated_at = now()
+WHERE id = %(id)s AND status IN ('queued', 'validating_files')
+RETURNING *
+"""
+
+# Back to the queue: the worker is shutting down gracefully and gives the job up.
+RELEASE_SQL = """
+UPDATE jobs SET status = 'queued', lease_owner = NULL, lease_expires_at = NULL, updated_at = now(),
+       dispatched_at = now()
+WHERE id = %(id)s AND lease_owner = %(owner)s AND status = 'running'
+RETURNING *
+"""
+
+REQUEST_CANCEL_SQL = """
+UPDATE jobs SET cancel_requested = true, updated_at = now(),
+       status = CASE WHEN status IN ('queued', 'validating_files') THEN 'cancelled' ELSE status END,
+       finished_at = CASE WHEN status IN ('queued', 'validating_files') THEN now() ELSE finished_at END
+WHERE id = %(id)s AND status NOT IN ('succeeded', 'failed', 'cancelled')
+RETURNING *, (status = 'cancelled') AS ended_now
+"""
+
+# The reaper: running jobs whose lease expired go back to 'queued' (their worker died), or end
+# 'cancelled' if a cancel was asked for meanwhile.
+REQUEUE_EXPIRED_SQL = """
+UPDATE jobs SET status = CASE WHEN cancel_requested THEN 'cancelled' ELSE 'queued' END,
+       finished_at = CASE WHEN cancel_requested THEN now() END,
+       lease_owner = NULL, lease_expires_at = NULL, updated_at = now(), dispatched_at = now()
+WHERE id IN (SELECT id FROM jobs WHERE status = 'running' AND lease_expires_at < now()
+             ORDER BY lease_expires_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
+RETURNING *
+"""
+
+# Outbox: queued jobs whose message was never sent (the producer died between insert and send).
+UNDISPATCHED_SQL = """
+UPDATE jobs SET dispatched_at = now()
+WHERE id IN (SELECT id FROM jobs WHERE status = 'queued' AND dispatched_at IS NULL
+             AND created_at < now() - make_interval(secs => %(grace_s)s)
+             LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
+RETURNING *
+"""
+
+
+def new_job_id() -> str:
+    return str(uuid.uuid4())
+
+
+def _one(sql: str, params: dict[str, Any]) -> Job | None:
+    with connection() as conn:
+        row = conn.execute(sql, params).fetchone()
+    return Job.from_row(row) if row else None
+
+
+def _many(sql: str, params: dict[str, Any]) -> list[Job]:
+    with connection() as conn:
+        rows = conn.execute(sql, params).fetchall()
+    return [Job.from_row(r) for r in rows]
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, default=str)
+
+
+def create(
+    kind: str,
+    params: dict[str, Any],
+    *,
+    job_id: str | None = None,
+    status: JobStatus = JobStatus.QUEUED,
+    producer: str = "default",
+    tenant: str = "default",
+    idempotency_key: str | None = None,
+    callback_url: str | None = None,
+) -> tuple[Job, bool]:
+    """Insert a job; ``(job, created)``. A repeat with the same id or idempotency key returns the first."""
+    args = {
+        "id": job_id or new_job_id(), "kind": kind, "status": status.value, "params": _json(params),
+        "producer": producer, "tenant": tenant, "idempotency_key": idempotency_key,
+        "callback_url": callback_url,
+    }
+    with connection() as conn:
+        row = conn.execute(CREATE_SQL, args).fetchone()
+        if row:
+            return Job.from_row(row), True
+        row = conn.execute(EXISTING_SQL, args).fetchone()
+    if row is None:  # the conflicting row vanished between the two statements (deleted); try again
+        return create(kind, params, job_id=job_id, status=status, producer=producer, tenant=tenant,
+                      idempotency_key=idempotency_key, callback_url=callback_url)
+    return Job.from_row(row), False
+
+
+def get(job_id: str) -> Job:
+    job = _one("SELECT * FROM jobs WHERE id = %(id)s", {"id": job_id})
+    if job is None:
+        raise JobNotFoundError(job_id)
+    return job
+
+
+def find(job_id: str) -> Job | None:
+    return _one("SELECT * FROM jobs WHERE id = %(id)s", {"id": job_id})
+
+
+def list_jobs(
+    *, kind: str | None = None, status: str | None = None, tenant: str | None = None,
+    limit: int = 50, before: datetime | None = None,
+) -> list[Job]:
+    return _many(
+        "SELECT * FROM jobs WHERE (%(kind)s::text IS NULL OR kind = %(kind)s)"
+        " AND (%(status)s::text IS NULL OR status = %(status)s)"
+        " AND (%(tenant)s::text IS NULL OR tenant = %(tenant)s)"
+        " AND (%(before)s::timestamptz IS NULL OR created_at < %(before)s)"
+        " ORDER BY created_at DESC LIMIT %(limit)s",
+        {"kind": kind, "status": status, "tenant": tenant, "limit": limit, "before": before},
+    )
+
+
+def mark_dispatched(job_id: str) -> None:
+    with connection() as conn:
+        conn.execute(MARK_DISPATCHED_SQL, (job_id,))
+
+
+def claim(job_id: str, owner: str, worker: str, lease_s: float) -> Job | None:
+    return _one(CLAIM_SQL, {"id": job_id, "owner": owner, "worker": worker, "lease_s": lease_s})
+
+
+def renew_leases(job_ids: list[str], owner: str, lease_s: float) -> dict[str, bool]:
+    """Extend our leases; ``{job_id: cancel_requested}`` for the jobs we still hold."""
+    if not job_ids:
+        return {}
+    with connection() as conn:
+        rows = conn.execute(RENEW_SQL, {"ids": job_ids, "owner": owner, "lease_s": lease_s}).fetchall()
+    return {r["id"]: r["cancel_requested"] for r in rows}
+
+
+def finish(job_id: str, owner: str, status: JobStatus, *, result: Any = None,
+           error: dict[str, Any] | None = None) -> Job | None:
+    """End a running job we hold the lease of. ``None`` if we no longer hold it."""
+    return _one(FINISH_SQL, {"id": job_id, "owner": owner, "status": status.value,
+                             "result": _json(result), "error": _json(error)})
+
+
+def end_unclaimed(job_id: str, status: JobStatus, *, error: dict[str, Any] | None = None,
+                  result: Any = None) -> Job | None:
+    return _one(FAIL_UNCLAIMED_SQL, {"id": job_id, "status": status.value, "error": _json(error),
+                                     "result": _json(result)})
+
+
+def release(job_id: str, owner: str) -> Job | None:
+    return _one(RELEASE_SQL, {"id": job_id, "owner": owner})
+
+
+def request_cancel(job_id: str) -> tuple[Job, bool]:
+    """Flag a job for cancellation; ``(job, ended_now)``: a queued job ends at once."""
+    with connection() as conn:
+        row = conn.execute(REQUEST_CANCEL_SQL, {"id": job_id}).fetchone()
+    if row is None:
+        return get(job_id), False
+    ended_now = row.pop("ended_now")
+    return Job.from_row(row), ended_now
+
+
+def requeue_expired(limit: int = 100) -> list[Job]:
+    return _many(REQUEUE_EXPIRED_SQL, {"limit": limit})
+
+
+def take_undispatched(grace_s: float, limit: int = 100) -> list[Job]:
+    return _many(UNDISPATCHED_SQL, {"grace_s": grace_s, "limit": limit})
+
+
+def set_status(job_id: str, status: JobStatus) -> Job | None:
+    """Move a not-yet-running job between ``validating_files`` and ``queued``."""
+    return _one(
+        "UPDATE jobs SET status = %(status)s, updated_at = now() WHERE id = %(id)s"
+        " AND status IN ('validating_files', 'queued') RETURNING *",
+        {"id": job_id, "status": status.value},
+    )

@@ -1,0 +1,80 @@
+"""The public task catalogue: name → queue and parameter schema (DESIGN.md "Celery task names").
+
+Schemas are referenced by dotted path and imported on first use, so the API and the control pool can
+validate a fine-tuning message without importing torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from functools import cache
+
+from pydantic import BaseModel, ValidationError
+
+from switchyard.errors import InvalidParamsError, UnknownTaskError
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    name: str
+    queue: str
+    schema: str  # "module:Class" of the pydantic model of the task's kwargs
+    description: str = ""
+
+    @property
+    def kind(self) -> str:
+        """The name without ``switchyard.``: the ``/hooks/{kind}`` path segment."""
+        return self.name.removeprefix("switchyard.")
+
+
+TASKS: dict[str, TaskSpec] = {}
+
+
+def register(spec: TaskSpec) -> TaskSpec:
+    TASKS[spec.name] = spec
+    return spec
+
+
+register(TaskSpec("switchyard.control.ping", "control", "switchyard.control:PingParams",
+                  "Health probe: reports where it ran, works for `seconds` while heartbeating."))
+register(TaskSpec("switchyard.index.ingest", "index", "switchyard.retrieval.schemas:IngestParams",
+                  "Chunk, embed and load documents into a collection, idempotently."))
+register(TaskSpec("switchyard.index.delete", "index", "switchyard.retrieval.schemas:DeleteParams",
+                  "Delete documents from a collection by id, source or metadata filter."))
+register(TaskSpec("switchyard.finetune.train", "finetune", "switchyard.finetune.schemas:TrainParams",
+                  "Train a LoRA/QLoRA adapter and register it."))
+register(TaskSpec("switchyard.agent.run", "agent", "switchyard.agents.schemas:RunParams",
+                  "Run a LangGraph graph on a thread with Postgres checkpoints."))
+
+
+def get_spec(name_or_kind: str) -> TaskSpec:
+    name = name_or_kind if name_or_kind.startswith("switchyard.") else f"switchyard.{name_or_kind}"
+    try:
+        return TASKS[name]
+    except KeyError:
+        raise UnknownTaskError(f"unknown task {name_or_kind!r}; known: {sorted(TASKS)}") from None
+
+
+def queue_for(name: str) -> str:
+    spec = TASKS.get(name)
+    return spec.queue if spec else name.split(".")[1] if name.count(".") >= 2 else "control"
+
+
+@cache
+def schema_for(name: str) -> type[BaseModel]:
+    module, _, attr = get_spec(name).schema.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def validate_params(name: str, params: dict) -> BaseModel:
+    """Parse a task's kwargs; ``InvalidParamsError`` with pydantic's field errors if they don't fit."""
+    try:
+        return schema_for(name).model_validate(params)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_context=False, include_input=False)
+        raise InvalidParamsError(name, [dict(e) for e in errors]) from None
+
+
+def json_schema(name: str) -> dict:
+    return schema_for(name).model_json_schema()

@@ -1,0 +1,138 @@
+"""A job's life in a worker, once for every task: ledger row, validation, claim, lease, events, end.
+
+``run_job`` is broker-agnostic: the Celery tasks call it with the message, and tests can call it
+directly. A task's own function only sees its validated parameters and a ``JobContext``.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel
+
+from switchyard import events, jobs, registry
+from switchyard.config import get_settings
+from switchyard.context import JobContext, lease_keeper, lease_owner
+from switchyard.errors import InvalidParamsError, JobCancelled, LeaseLost, WorkerShuttingDown
+from switchyard.jobs import Job, JobStatus
+
+log = logging.getLogger("switchyard.runner")
+
+JobFunction = Callable[[BaseModel, JobContext], Any]
+# Runs before the claim while the job is not yet 'running' (fine-tuning's file validation); raises
+# InvalidParamsError to fail the job without it ever reaching 'running'.
+PreCheck = Callable[[BaseModel, Job], None]
+
+
+@dataclass
+class Delivery:
+    """One delivery of a job message, as the broker handed it over."""
+
+    task: str
+    job_id: str
+    kwargs: dict[str, Any]
+    producer: str = "celery"
+    tenant: str = "default"
+    idempotency_key: str | None = None
+    callback_url: str | None = None
+    worker: str | None = None
+    # Sends the job's message again (same id and kwargs) to its home queue.
+    redeliver: Callable[[], None] = field(default=lambda: None)
+
+
+def run_job(delivery: Delivery, fn: JobFunction, *, precheck: PreCheck | None = None) -> Any:
+    """Run one delivery of a job to its end, or drop it if it is a duplicate. Returns the result."""
+    job = _ensure_row(delivery)
+    if job is None:
+        return None
+    try:
+        params = registry.validate_params(delivery.task, delivery.kwargs)
+        if precheck is not None and job.status in (JobStatus.VALIDATING_FILES, JobStatus.QUEUED):
+            precheck(params, job)
+            if job.status is JobStatus.VALIDATING_FILES and (moved := jobs.set_status(job.id, JobStatus.QUEUED)):
+                events.publish(job.id, "status", {"status": "queued"})
+                job = moved
+    except InvalidParamsError as exc:
+        error = {"type": "invalid_params", "message": str(exc), "errors": exc.errors}
+        ended = jobs.end_unclaimed(job.id, JobStatus.FAILED, error=error)
+        if ended is not None:
+            log.warning("job %s failed validation: %s", job.id, exc)
+            announce_end(ended)
+        return None
+
+    owner = lease_owner()
+    claimed = jobs.claim(job.id, owner, delivery.worker or owner, get_settings().lease_s)
+    if claimed is None:
+        current = jobs.find(job.id)
+        log.info("dropping duplicate delivery of job %s (status %s, lease held by %s)", job.id,
+                 current.status if current else None, current.lease_owner if current else None)
+        return None
+
+    events.publish(claimed.id, "status", {"status": "running", "attempt": claimed.attempts,
+                                          "worker": claimed.worker})
+    ctx = JobContext(claimed.id, attempt=claimed.attempts, owner=owner, worker=delivery.worker)
+    lease_keeper().add(claimed.id)
+    result: Any = None
+    error: dict[str, Any] | None = None
+    try:
+        result = fn(params, ctx)
+        status = JobStatus.SUCCEEDED
+    except JobCancelled:
+        status, error = JobStatus.CANCELLED, {"type": "cancelled", "message": "cancelled on request"}
+    except WorkerShuttingDown:
+        lease_keeper().remove(claimed.id)
+        if jobs.release(claimed.id, owner) is not None:
+            events.publish(claimed.id, "status", {"status": "queued", "reason": "worker shutting down"})
+            delivery.redeliver()
+        return None
+    except LeaseLost:
+        log.warning("job %s: lease lost to another worker; stopping without writing", claimed.id)
+        return None
+    except Exception as exc:  # the job's own failure: recorded, never re-raised into Celery
+        log.exception("job %s failed", claimed.id)
+        status = JobStatus.FAILED
+        error = {"type": type(exc).__name__, "message": str(exc),
+                 "traceback": traceback.format_exc(limit=8)}
+    finally:
+        lease_keeper().remove(claimed.id)
+
+    ended = jobs.finish(claimed.id, owner, status, result=result, error=error)
+    if ended is None:
+        log.warning("job %s: lease lost before finishing; another worker owns it", claimed.id)
+        return None
+    announce_end(ended)
+    return result
+
+
+def _ensure_row(delivery: Delivery) -> Job | None:
+    """The job's ledger row, created if the message came from a raw producer. ``None`` = drop it."""
+    job, created = jobs.create(
+        delivery.task, delivery.kwargs, job_id=delivery.job_id, producer=delivery.producer,
+        tenant=delivery.tenant, idempotency_key=delivery.idempotency_key,
+        callback_url=delivery.callback_url,
+    )
+    if created:
+        jobs.mark_dispatched(job.id)
+        events.publish(job.id, "status", {"status": "queued", "source": delivery.producer})
+    elif job.id != delivery.job_id:
+        log.info("message %s repeats idempotency key %r of job %s; dropped", delivery.job_id,
+                 delivery.idempotency_key, job.id)
+        return None
+    return job
+
+
+def announce_end(job: Job) -> None:
+    """The last two events of every job, and its outbound webhook (also used by cancel and the reaper)."""
+    data = {"status": job.status.value}
+    if job.error:
+        data["error"] = job.error
+    events.publish(job.id, "status", data)
+    events.publish(job.id, "end", {**data, "result": job.result})
+    if job.callback_url:
+        from switchyard.callbacks import schedule_callback
+
+        schedule_callback(job)

@@ -1,0 +1,30 @@
+"""Control queue: the health probe (a ledger job), and housekeeping run by beat (not ledger jobs)."""
+
+from __future__ import annotations
+
+from switchyard import control
+from switchyard.callbacks import deliver_callback
+from switchyard.jobs import Job
+from tasks._base import job_task
+from workers.app import app
+
+ping = job_task("switchyard.control.ping")(control.ping)
+
+
+def _send(job: Job) -> None:
+    app.send_task(job.kind, kwargs=job.params, task_id=job.id, queue=job.queue, routing_key=job.queue)
+
+
+@app.task(name="switchyard.control.reap", ignore_result=True)
+def reap() -> dict:
+    """Requeue jobs whose worker died (expired lease) and dispatch never-sent ones."""
+    return control.reap(_send)
+
+
+@app.task(name="switchyard.control.callback", bind=True, ignore_result=True, acks_late=True,
+          max_retries=None)
+def callback(self, job_id: str) -> None:
+    """POST a finished job to its callback URL, retrying with exponential backoff."""
+    retry_in = deliver_callback(job_id)
+    if retry_in is not None:
+        raise self.retry(countdown=retry_in)

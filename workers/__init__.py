@@ -1,0 +1,1 @@
+"""The Celery side: the app, queue topology and pool profiles. No domain logic lives here."""

@@ -1,0 +1,56 @@
+"""The Celery app every pool runs: JSON only, routing by task name, acks late.
+
+``celery -A workers.app worker ...`` works, but ``switchyard worker POOL`` sets the pool's profile.
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+from kombu import Queue
+
+from switchyard import constants
+from switchyard.config import get_settings
+from workers import signals  # noqa: F401 - connects the worker signal handlers
+
+TASK_MODULES = ["tasks.control", "tasks.index", "tasks.finetune", "tasks.agent", "tasks.evaluate"]
+
+
+def _existing(modules: list[str]) -> list[str]:
+    import importlib.util
+
+    return [m for m in modules if importlib.util.find_spec(m) is not None]
+
+
+def make_app() -> Celery:
+    settings = get_settings()
+    app = Celery("switchyard", broker=settings.effective_broker_url, include=_existing(TASK_MODULES))
+    app.conf.update(
+        task_serializer="json",
+        accept_content=["json"],
+        result_serializer="json",
+        result_backend=None,
+        task_ignore_result=True,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        worker_hijack_root_logger=False,
+        broker_connection_retry_on_startup=True,
+        task_queues=[Queue(q, routing_key=q) for q in (*constants.QUEUES, constants.DEFAULT_QUEUE)],
+        task_default_queue=constants.DEFAULT_QUEUE,
+        task_routes={f"switchyard.{q}.*": {"queue": q, "routing_key": q} for q in constants.QUEUES},
+        # The Redis transport redelivers an unacked message after the visibility timeout; leases make
+        # such a duplicate harmless, so keep it long enough not to fire during normal work.
+        broker_transport_options={"visibility_timeout": 3600},
+        worker_send_task_events=False,
+        beat_schedule={
+            "reap-expired-leases": {
+                "task": "switchyard.control.reap",
+                "schedule": settings.reaper_interval_s,
+                "options": {"queue": "control", "expires": max(settings.reaper_interval_s * 2, 5)},
+            },
+        },
+    )
+    return app
+
+
+app = make_app()

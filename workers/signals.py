@@ -1,0 +1,47 @@
+"""Worker lifecycle: fresh connections after fork, and graceful shutdown that reaches running jobs.
+
+On SIGTERM Celery stops taking messages and waits for running tasks (warm shutdown). We also raise
+a flag in Redis that running jobs read at their next step boundary: long jobs checkpoint and go back
+to the queue instead of holding the shutdown for hours.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from celery.signals import worker_process_init, worker_ready, worker_shutting_down
+
+from switchyard import constants
+
+log = logging.getLogger("switchyard.worker")
+
+
+@worker_process_init.connect
+def _fresh_connections(**_: object) -> None:
+    from switchyard.db import close_pools
+
+    close_pools()  # drop the parent's pools: connections must not cross a fork
+
+
+@worker_ready.connect
+def _clear_shutdown_flag(sender: object = None, **_: object) -> None:
+    from switchyard.redis_conn import get_redis
+
+    hostname = getattr(sender, "hostname", None)
+    if hostname:
+        get_redis().delete(constants.shutdown_key(hostname))
+        log.info("worker %s ready", hostname)
+
+
+@worker_shutting_down.connect
+def _announce_shutdown(sender: str | None = None, sig: str | None = None, how: str | None = None,
+                       **_: object) -> None:
+    from switchyard.redis_conn import get_redis
+
+    if sender:
+        log.warning("worker %s shutting down (%s, %s): running jobs will checkpoint and requeue",
+                    sender, sig, how)
+        try:
+            get_redis().set(constants.shutdown_key(sender), sig or "1", ex=3600)
+        except Exception:  # Redis gone: the jobs' leases expire and the reaper requeues them
+            log.exception("could not announce shutdown")
