@@ -98,6 +98,15 @@ def _run_per_gpu(profile: object, gpus: list[str], loglevel: str) -> None:
 
 
 @main.command()
+@click.option("--loglevel", default="INFO")
+def beat(loglevel: str) -> None:
+    """Run Celery beat alone (the control pool's schedule: lease reaper and housekeeping)."""
+    from workers.profiles import beat_argv
+
+    os.execv(sys.executable, beat_argv(loglevel))
+
+
+@main.command()
 @click.option("--host", default=None)
 @click.option("--port", type=int, default=None)
 def api(host: str | None, port: int | None) -> None:

@@ -11,6 +11,7 @@ import importlib.util
 import logging
 import os
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
@@ -25,7 +26,7 @@ from switchyard.errors import ConfigurationError
 
 log = logging.getLogger(__name__)
 
-_pools: dict[tuple[int, str], ConnectionPool] = {}
+_pools: dict[tuple[int, str, bool], ConnectionPool] = {}
 _pools_lock = threading.Lock()
 
 MIGRATIONS_TABLE = "switchyard_migrations"
@@ -42,22 +43,25 @@ def database_url() -> str:
     return url
 
 
-def get_pool(url: str | None = None) -> ConnectionPool:
+def get_pool(url: str | None = None, *, durable: bool = True) -> ConnectionPool:
     url = url or database_url()
-    key = (os.getpid(), url)
+    key = (os.getpid(), url, durable)
     pool = _pools.get(key)
     if pool is None:
         with _pools_lock:
             pool = _pools.get(key)
             if pool is None:
+                kwargs: dict = {"autocommit": True, "row_factory": dict_row}
+                if not durable:
+                    kwargs["options"] = "-c synchronous_commit=off"
                 pool = ConnectionPool(
                     url,
                     min_size=1,
                     max_size=int(os.environ.get("SWITCHYARD_DB_POOL_SIZE", "20")),
-                    kwargs={"autocommit": True, "row_factory": dict_row},
+                    kwargs=kwargs,
                     configure=_configure_connection,
                     open=True,
-                    name=f"switchyard-{os.getpid()}",
+                    name=f"switchyard-{os.getpid()}{'' if durable else '-async'}",
                 )
                 _pools[key] = pool
     return pool
@@ -74,9 +78,14 @@ def _configure_connection(conn: psycopg.Connection) -> None:
 
 
 @contextmanager
-def connection() -> Iterator[psycopg.Connection]:
-    """A pooled autocommit connection; use ``with conn.transaction():`` for several statements."""
-    with get_pool().connection() as conn:
+def connection(*, durable: bool = True) -> Iterator[psycopg.Connection]:
+    """A pooled autocommit connection; use ``with conn.transaction():`` for several statements.
+
+    ``durable=False`` commits without waiting for the WAL flush (``synchronous_commit=off``): for
+    writes that are safe to lose in a Postgres crash because something else re-creates them (lease
+    renewals, the claim, the dispatch mark, the Postgres copy of events that Redis also holds).
+    """
+    with get_pool(durable=durable).connection() as conn:
         yield conn
 
 
@@ -114,7 +123,11 @@ def migrate(url: str | None = None) -> list[str]:
     url = url or database_url()
     applied: list[str] = []
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_ID,))
+        # Poll with try-lock rather than block in pg_advisory_lock: a blocked statement holds a snapshot,
+        # and LangGraph's setup() runs CREATE INDEX CONCURRENTLY, which waits for every snapshot to go
+        # away — the holder would wait for the waiters forever.
+        while not conn.execute("SELECT pg_try_advisory_lock(%s)", (MIGRATION_LOCK_ID,)).fetchone()[0]:
+            time.sleep(0.2)
         try:
             conn.execute(
                 f"CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} ("
@@ -129,13 +142,14 @@ def migrate(url: str | None = None) -> list[str]:
                     conn.execute(f"INSERT INTO {MIGRATIONS_TABLE} (name) VALUES (%s)", (name,))
                 log.info("applied migration %s", name)
                 applied.append(name)
+            # Hooks run under the same lock: LangGraph's setup() is not safe to run concurrently.
+            for module in MIGRATION_HOOK_MODULES:
+                if importlib.util.find_spec(module) is not None:
+                    importlib.import_module(module)  # registers its @on_migrate hooks
+            for hook in _post_migrate_hooks:
+                hook(url)
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_ID,))
-    for module in MIGRATION_HOOK_MODULES:
-        if importlib.util.find_spec(module) is not None:
-            importlib.import_module(module)  # registers its @on_migrate hooks
-    for hook in _post_migrate_hooks:
-        hook(url)
     return applied
 
 

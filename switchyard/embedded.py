@@ -14,6 +14,8 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 log = logging.getLogger("switchyard.embedded")
@@ -150,3 +152,49 @@ def wait_for_port(port: int, timeout: float = 15, host: str = "127.0.0.1") -> No
         if time.monotonic() > deadline:
             raise TimeoutError(f"nothing listening on {host}:{port} after {timeout}s")
         time.sleep(0.05)
+
+
+@contextmanager
+def ephemeral_stack(prefix: str = "switchyard-") -> Iterator[dict[str, str]]:
+    """Throwaway PostgreSQL and Redis in a temp dir, exported as ``SWITCHYARD_*`` for this process and
+    its children, migrated; everything removed afterwards. URLs already set in the environment win."""
+    import tempfile
+
+    from switchyard.config import reload_settings
+
+    state = Path(tempfile.mkdtemp(prefix=prefix))
+    postgres = redis = None
+    env = {"SWITCHYARD_STATE_DIR": str(state / "state")}
+    if not os.environ.get("SWITCHYARD_DATABASE_URL"):
+        postgres = EmbeddedPostgres(state / "postgres")
+        env["SWITCHYARD_DATABASE_URL"] = postgres.start()
+    if not os.environ.get("SWITCHYARD_REDIS_URL"):
+        redis = EmbeddedRedis(state / "redis")
+        env["SWITCHYARD_REDIS_URL"] = redis.start()
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    settings = reload_settings()
+    try:
+        from switchyard.db import close_pools, migrate
+
+        migrate()
+        yield {
+            "SWITCHYARD_DATABASE_URL": settings.database_url,
+            "SWITCHYARD_REDIS_URL": settings.redis_url,
+            "SWITCHYARD_BROKER_URL": settings.effective_broker_url,
+            "SWITCHYARD_STATE_DIR": str(state / "state"),
+            "state": str(state),
+        }
+        close_pools()
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        reload_settings()
+        if redis:
+            redis.stop()
+        if postgres:
+            postgres.stop()
+        shutil.rmtree(state, ignore_errors=True)

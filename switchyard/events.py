@@ -104,7 +104,8 @@ def publish(job_id: str, type: str, data: dict[str, Any] | None = None, *, persi
 def _persist(event: Event) -> None:
     from switchyard.db import connection
 
-    with connection() as conn:
+    # Not durable: Redis holds the live log; this copy only has to outlive Redis's trimming.
+    with connection(durable=False) as conn:
         conn.execute(
             "INSERT INTO job_events (job_id, seq, type, data, ts) VALUES (%s, %s, %s, %s, %s)"
             " ON CONFLICT DO NOTHING",

@@ -182,8 +182,8 @@ def new_job_id() -> str:
     return str(uuid.uuid4())
 
 
-def _one(sql: str, params: dict[str, Any]) -> Job | None:
-    with connection() as conn:
+def _one(sql: str, params: dict[str, Any], *, durable: bool = True) -> Job | None:
+    with connection(durable=durable) as conn:
         row = conn.execute(sql, params).fetchone()
     return Job.from_row(row) if row else None
 
@@ -252,19 +252,24 @@ def list_jobs(
 
 
 def mark_dispatched(job_id: str) -> None:
-    with connection() as conn:
+    # Not durable: if Postgres loses this mark in a crash, the outbox sweep sends the job again, and a
+    # duplicate message is dropped by the claim.
+    with connection(durable=False) as conn:
         conn.execute(MARK_DISPATCHED_SQL, (job_id,))
 
 
 def claim(job_id: str, owner: str, worker: str, lease_s: float) -> Job | None:
-    return _one(CLAIM_SQL, {"id": job_id, "owner": owner, "worker": worker, "lease_s": lease_s})
+    # Not durable: a claim lost in a Postgres crash leaves the job queued; our next heartbeat then finds
+    # no lease (LeaseLost) and the job runs again from the queue. Finishing, by contrast, is durable.
+    return _one(CLAIM_SQL, {"id": job_id, "owner": owner, "worker": worker, "lease_s": lease_s},
+                durable=False)
 
 
 def renew_leases(job_ids: list[str], owner: str, lease_s: float) -> dict[str, bool]:
     """Extend our leases; ``{job_id: cancel_requested}`` for the jobs we still hold."""
     if not job_ids:
         return {}
-    with connection() as conn:
+    with connection(durable=False) as conn:
         rows = conn.execute(RENEW_SQL, {"ids": job_ids, "owner": owner, "lease_s": lease_s}).fetchall()
     return {r["id"]: r["cancel_requested"] for r in rows}
 

@@ -7,12 +7,11 @@ real worker / API processes started on demand.
 
 from __future__ import annotations
 
+import contextlib
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -21,12 +20,15 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
+WEBHOOK_SECRET = "test-webhook-secret"
+
 # Short leases so chaos tests see a dead worker's job requeued within seconds.
 TEST_ENV = {
     "SWITCHYARD_LEASE_S": "3",
     "SWITCHYARD_REAPER_INTERVAL_S": "1",
     "SWITCHYARD_DISPATCH_GRACE_S": "5",
     "SWITCHYARD_LOG_LEVEL": "INFO",
+    "SWITCHYARD_WEBHOOK_SECRET": WEBHOOK_SECRET,
     "TOKENIZERS_PARALLELISM": "false",
     "HF_HUB_OFFLINE": "1",
     "TRANSFORMERS_OFFLINE": "1",
@@ -46,42 +48,20 @@ class Stack:
 
 @pytest.fixture(scope="session")
 def stack():
-    from switchyard.config import reload_settings
-    from switchyard.embedded import EmbeddedPostgres, EmbeddedRedis
+    from switchyard.embedded import ephemeral_stack
 
-    state = Path(tempfile.mkdtemp(prefix="switchyard-test-"))
-    postgres = redis = None
-    database_url = os.environ.get("SWITCHYARD_DATABASE_URL")
-    redis_url = os.environ.get("SWITCHYARD_REDIS_URL")
-    if not database_url:
-        postgres = EmbeddedPostgres(state / "postgres")
-        database_url = postgres.start()
-    if not redis_url:
-        redis = EmbeddedRedis(state / "redis")
-        redis_url = redis.start()
-    broker_url = os.environ.get("SWITCHYARD_BROKER_URL") or redis_url
-    saved = {k: os.environ.get(k) for k in (*TEST_ENV, "SWITCHYARD_DATABASE_URL", "SWITCHYARD_REDIS_URL",
-                                             "SWITCHYARD_BROKER_URL", "SWITCHYARD_STATE_DIR")}
+    saved = {k: os.environ.get(k) for k in TEST_ENV}
     os.environ.update(TEST_ENV)
-    os.environ.update({"SWITCHYARD_DATABASE_URL": database_url, "SWITCHYARD_REDIS_URL": redis_url,
-                       "SWITCHYARD_BROKER_URL": broker_url, "SWITCHYARD_STATE_DIR": str(state / "state")})
-    reload_settings()
-    from switchyard.db import close_pools, migrate
-
-    migrate()
-    yield Stack(state, database_url, redis_url, broker_url)
-    close_pools()
-    if redis:
-        redis.stop()
-    if postgres:
-        postgres.stop()
+    with ephemeral_stack(prefix="switchyard-test-") as env:
+        os.environ["SWITCHYARD_BROKER_URL"] = env["SWITCHYARD_BROKER_URL"]
+        yield Stack(Path(env["state"]), env["SWITCHYARD_DATABASE_URL"], env["SWITCHYARD_REDIS_URL"],
+                    env["SWITCHYARD_BROKER_URL"])
+    os.environ.pop("SWITCHYARD_BROKER_URL", None)
     for key, value in saved.items():
         if value is None:
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
-    reload_settings()
-    shutil.rmtree(state, ignore_errors=True)
 
 
 class ProcessHandle:
@@ -124,10 +104,8 @@ class ProcessHandle:
 
     def kill(self) -> None:
         """SIGKILL the whole process group (the worker and its pool children): a crash."""
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         self.process.wait()
 
 
@@ -167,9 +145,23 @@ def start_worker(process_factory):
 
 
 @pytest.fixture(scope="session")
-def control_worker(start_worker):
-    """The session's control worker with beat: the lease reaper and forwarding of raw messages."""
-    return start_worker("control", beat=True)
+def reaper(process_factory):
+    """Celery beat on its own: schedules the lease reaper every second (any control worker runs it)."""
+    return process_factory("beat", [sys.executable, "-m", "switchyard.cli", "beat"])
+
+
+@pytest.fixture(scope="session")
+def _control(start_worker, reaper):
+    return {"worker": None}
+
+
+@pytest.fixture
+def control_worker(_control, start_worker):
+    """A live control worker (restarted if a chaos test killed it) plus beat running the reaper."""
+    handle = _control["worker"]
+    if handle is None or handle.process.poll() is not None:
+        handle = _control["worker"] = start_worker("control")
+    return handle
 
 
 @pytest.fixture(scope="session")

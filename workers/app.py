@@ -21,10 +21,12 @@ def _existing(modules: list[str]) -> list[str]:
     return [m for m in modules if importlib.util.find_spec(m) is not None]
 
 
-def make_app() -> Celery:
+def celery_config() -> dict:
+    """The app's configuration, read from the settings when the app is first used (not at import), so
+    a process that sets SWITCHYARD_* after importing this module still reaches the right broker."""
     settings = get_settings()
-    app = Celery("switchyard", broker=settings.effective_broker_url, include=_existing(TASK_MODULES))
-    app.conf.update(
+    return dict(
+        broker_url=settings.effective_broker_url,
         task_serializer="json",
         accept_content=["json"],
         result_serializer="json",
@@ -50,6 +52,11 @@ def make_app() -> Celery:
             },
         },
     )
+
+
+def make_app() -> Celery:
+    app = Celery("switchyard", include=_existing(TASK_MODULES))
+    app.add_defaults(celery_config)
     return app
 
 

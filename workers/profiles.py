@@ -58,6 +58,12 @@ def worker_argv(profile: PoolProfile, *, concurrency: int | None = None, nodenam
     return argv + list(profile.extra)
 
 
+def beat_argv(loglevel: str = "INFO") -> list[str]:
+    """``celery beat`` on its own, for deployments that keep it apart from the control worker."""
+    return [sys.executable, "-m", "celery", "-A", "workers.app", "beat", "-l", loglevel,
+            "-s", _beat_schedule_path()]
+
+
 def _beat_schedule_path() -> str:
     from switchyard.config import get_settings
 

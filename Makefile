@@ -1,0 +1,41 @@
+# Two commands do all the set-up: `make demo` and `make test`. Each creates the virtual environment on
+# first use. torch is pinned to the CPU build first so that no extra pulls a CUDA build here; on a GPU
+# machine install the CUDA torch you want before `pip install -e .[finetune]`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+TORCH ?= torch==2.13.0
+
+.PHONY: demo test test-fast lint bench dev clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q "$(TORCH)"
+	$(BIN)/python -m pip install -q -e ".[all,dev]"
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/switchyard demo
+
+test: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -p no:cacheprovider
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not chaos and not integration"
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+bench: $(STAMP)
+	$(BIN)/python bench/backbone.py
+
+dev: $(STAMP)
+	$(BIN)/switchyard dev
+
+clean:
+	rm -rf $(VENV) .switchyard

@@ -1,0 +1,168 @@
+"""Backbone benchmark: job round trip and small-job throughput, as ratios to bare Celery.
+
+Both sides run on the same Redis broker, in the same run, with a worker of the same execution pool
+and concurrency. The baseline is a bare Celery task whose caller waits on the Redis result backend.
+switchyard's job also writes its ledger row (enqueue, claim, finish: three durable Postgres commits)
+and publishes its events (queued, running, progress, succeeded, end) before the caller sees ``end``.
+
+    python bench/backbone.py            # full run (~1 minute)
+    python bench/backbone.py --quick    # a smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+POOL = ["-P", "threads", "-c", "2"]
+
+
+def start(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+    out = open(log, "wb")  # noqa: SIM115 - handed to the child
+    proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+    deadline = time.monotonic() + 60
+    while b" ready." not in log.read_bytes():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(log.read_text())
+        time.sleep(0.1)
+    return proc
+
+
+def pct(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=100)[int(q) - 1] if len(values) > 1 else values[0]
+
+
+def bare_round_trips(app, n: int) -> list[float]:
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        app.send_task("bare.noop", queue="bare").get(timeout=30)
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def bare_throughput(app, n: int) -> float:
+    t0 = time.perf_counter()
+    results = [app.send_task("bare.noop", queue="bare") for _ in range(n)]
+    for r in results:
+        r.get(timeout=120)
+    return n / (time.perf_counter() - t0)
+
+
+def switchyard_round_trips(n: int) -> list[float]:
+    from switchyard import client
+
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        job = client.enqueue("control.ping", {})
+        for event in client.events(job.id, timeout=30):
+            if event.is_end:
+                break
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def switchyard_throughput(n: int) -> float:
+    from switchyard import client, constants
+    from switchyard.redis_conn import get_redis
+
+    pubsub = get_redis().pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(constants.JOBS_CHANNEL)
+    t0 = time.perf_counter()
+    ids = {client.enqueue("control.ping", {}).id for _ in range(n)}
+    ended = 0
+    deadline = time.monotonic() + 300
+    while ended < n and time.monotonic() < deadline:
+        message = pubsub.get_message(timeout=1)
+        if message and b'"type":"end"' in message["data"]:
+            ended += 1
+    elapsed = time.perf_counter() - t0
+    pubsub.close()
+    assert ended == n, f"only {ended}/{n} jobs ended"
+    assert len(ids) == n
+    return n / elapsed
+
+
+def where_time_goes(n: int) -> dict[str, float]:
+    """p50 of each durable step the ledger adds, measured in isolation (ms)."""
+    from switchyard import events, jobs
+
+    parts: dict[str, list[float]] = {"ledger insert": [], "claim": [], "finish": [], "event publish": []}
+    for _ in range(n):
+        t0 = time.perf_counter()
+        job, _ = jobs.create("switchyard.control.ping", {})
+        t1 = time.perf_counter()
+        jobs.claim(job.id, "bench", "bench", 30)
+        t2 = time.perf_counter()
+        jobs.finish(job.id, "bench", jobs.JobStatus.SUCCEEDED, result={})
+        t3 = time.perf_counter()
+        events.publish(job.id, "progress", {"done": 1})
+        t4 = time.perf_counter()
+        parts["ledger insert"].append(t1 - t0)
+        parts["claim"].append(t2 - t1)
+        parts["finish"].append(t3 - t2)
+        parts["event publish"].append(t4 - t3)
+    return {k: statistics.median(v) * 1000 for k, v in parts.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    n_rt, n_tp = (30, 100) if args.quick else (300, 1000)
+
+    from switchyard.embedded import ephemeral_stack
+
+    with ephemeral_stack(prefix="switchyard-bench-") as env:
+        state = Path(env["state"])
+        child_env = {**os.environ, "BARE_BROKER_URL": env["SWITCHYARD_REDIS_URL"],
+                     "BARE_BACKEND_URL": env["SWITCHYARD_REDIS_URL"].rsplit("/", 1)[0] + "/1",
+                     "SWITCHYARD_LOG_LEVEL": "WARNING"}
+        bare = start([sys.executable, "-m", "celery", "-A", "bench._bare_app", "worker", "-Q", "bare", *POOL,
+                      "-l", "INFO", "--without-gossip", "--without-mingle"], child_env, state / "bare.log")
+        ours = start([sys.executable, "-m", "celery", "-A", "workers.app", "worker", "-Q", "control", *POOL,
+                      "-l", "INFO", "--without-gossip", "--without-mingle"], child_env, state / "ours.log")
+        try:
+            sys.path.insert(0, str(ROOT / "bench"))
+            os.environ.update({k: v for k, v in child_env.items() if k.startswith("BARE_")})
+            from _bare_app import app as bare_app
+
+            # Warm both paths (connections, imports, scripts) before measuring.
+            bare_round_trips(bare_app, 10)
+            switchyard_round_trips(10)
+            bare_rt, ours_rt = [], []
+            for _ in range(3):  # interleave, so drift on a shared machine hits both sides alike
+                bare_rt += bare_round_trips(bare_app, n_rt // 3)
+                ours_rt += switchyard_round_trips(n_rt // 3)
+            bare_tp = bare_throughput(bare_app, n_tp)
+            ours_tp = switchyard_throughput(n_tp)
+            parts = where_time_goes(50 if args.quick else 200)
+        finally:
+            bare.terminate()
+            ours.terminate()
+            bare.wait(30)
+            ours.wait(30)
+
+    ms = 1000
+    print(f"\nbackbone benchmark ({'quick' if args.quick else 'full'}; Redis broker, threads pool, 2 slots)")
+    print(f"{'':34}{'bare Celery':>14}{'switchyard':>14}{'ratio':>9}")
+    for label, q in (("round trip p50 (ms)", 50), ("round trip p99 (ms)", 99)):
+        b, o = pct(bare_rt, q) * ms, pct(ours_rt, q) * ms
+        print(f"{label:34}{b:14.2f}{o:14.2f}{o / b:8.2f}×")
+    print(f"{'throughput, small jobs (jobs/s)':34}{bare_tp:14.0f}{ours_tp:14.0f}{ours_tp / bare_tp:8.2f}×")
+    print("\nwhere switchyard's extra time goes (p50 of each step alone, ms):")
+    for name, value in parts.items():
+        print(f"  {name:20}{value:8.3f}")
+
+
+if __name__ == "__main__":
+    main()
