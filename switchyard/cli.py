@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import json
-import logging
 import os
 import sys
 
@@ -14,15 +13,12 @@ import click
 from switchyard.config import get_settings
 
 
-def _setup_logging() -> None:
-    level = os.environ.get("SWITCHYARD_LOG_LEVEL", "INFO").upper()
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-
-
 @click.group()
 def main() -> None:
     """switchyard: an event-driven worker platform for LLM work."""
-    _setup_logging()
+    from switchyard import logs
+
+    logs.configure()
 
 
 @main.command()

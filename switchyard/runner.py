@@ -19,6 +19,7 @@ from switchyard.config import get_settings
 from switchyard.context import JobContext, lease_keeper, lease_owner
 from switchyard.errors import InvalidParamsError, JobCancelled, LeaseLost, WorkerShuttingDown
 from switchyard.jobs import Job, JobStatus
+from switchyard.logs import current_job_id
 
 log = logging.getLogger("switchyard.runner")
 
@@ -46,6 +47,14 @@ class Delivery:
 
 def run_job(delivery: Delivery, fn: JobFunction, *, precheck: PreCheck | None = None) -> Any:
     """Run one delivery of a job to its end, or drop it if it is a duplicate. Returns the result."""
+    token = current_job_id.set(delivery.job_id)
+    try:
+        return _run(delivery, fn, precheck)
+    finally:
+        current_job_id.reset(token)
+
+
+def _run(delivery: Delivery, fn: JobFunction, precheck: PreCheck | None) -> Any:
     job = _ensure_row(delivery)
     if job is None:
         return None

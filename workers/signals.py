@@ -9,11 +9,18 @@ from __future__ import annotations
 
 import logging
 
-from celery.signals import worker_process_init, worker_ready, worker_shutting_down
+from celery.signals import after_setup_logger, worker_process_init, worker_ready, worker_shutting_down
 
 from switchyard import constants
 
 log = logging.getLogger("switchyard.worker")
+
+
+@after_setup_logger.connect
+def _structured_logs(logger: logging.Logger | None = None, loglevel: int | None = None, **_: object) -> None:
+    from switchyard import logs
+
+    logs.configure(logging.getLevelName(loglevel) if loglevel else None, root=logger)
 
 
 @worker_process_init.connect
