@@ -17,7 +17,7 @@ from switchyard.events import Event
 def test_settings_mask_secrets_and_url_passwords(monkeypatch):
     monkeypatch.setenv("SWITCHYARD_WEBHOOK_SECRET_GITHUB", "gh-secret")
     settings = Settings(database_url="postgresql://app:hunter2@db:5432/x", webhook_secret="s3cret",
-                        api_keys="k1:acme, k2:globex")
+                        api_keys="k1:acme, k2:globex", redis_url=None, broker_url=None)
     masked = json.dumps(settings.masked())
     assert "hunter2" not in masked and "s3cret" not in masked and "k1" not in masked
     assert settings.masked()["database_url"] == "postgresql://app:***@db:5432/x"
