@@ -50,6 +50,11 @@ def celery_config() -> dict:
                 "schedule": settings.reaper_interval_s,
                 "options": {"queue": "control", "expires": max(settings.reaper_interval_s * 2, 5)},
             },
+            "prune-agent-checkpoints": {
+                "task": "switchyard.control.prune_checkpoints",
+                "schedule": 3600.0,
+                "options": {"queue": "control", "expires": 1800},
+            },
         },
     )
 

@@ -1,0 +1,135 @@
+"""The agents' tools: retrieval with sources, a calculator, read-only SQL, and a side-effecting note.
+
+Tools are built by functions that take what they need (a retriever factory, database URLs), so a test
+can build them against anything that quacks like a LangChain retriever.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Mapping
+from typing import Annotated, Any
+
+from langchain_core.documents import Document
+from langchain_core.retrievers import BaseRetriever
+from langchain_core.runnables import RunnableConfig
+from langchain_core.tools import BaseTool, tool
+from langgraph.prebuilt import InjectedState
+
+# A retriever for a collection name. Graphs accept a plain BaseRetriever too (one collection).
+RetrieverFactory = Callable[[str], BaseRetriever]
+
+# Tools whose call changes the world: the agent pauses for a human before running them.
+SIDE_EFFECT = "side_effect"
+
+
+def as_factory(retriever: BaseRetriever | RetrieverFactory | None) -> RetrieverFactory:
+    if retriever is None:
+        def missing(collection: str) -> BaseRetriever:
+            raise RuntimeError("this graph was built without a retriever")
+        return missing
+    if isinstance(retriever, BaseRetriever):
+        return lambda _collection: retriever
+    return retriever
+
+
+def source_of(doc: Document) -> str:
+    meta = doc.metadata or {}
+    return str(meta.get("source") or meta.get("title") or meta.get("document_id") or "unknown")
+
+
+def document_to_source(n: int, doc: Document) -> dict[str, Any]:
+    meta = doc.metadata or {}
+    return {"n": n, "source": source_of(doc), "document_id": meta.get("document_id"),
+            "chunk_id": meta.get("chunk_id"), "score": meta.get("score"), "text": doc.page_content}
+
+
+def format_passages(docs: list[Document], start: int = 1) -> str:
+    """Numbered passages with their sources, the form the prompts ask the model to cite."""
+    if not docs:
+        return "No passages found."
+    return "\n\n".join(f"[{i}] (source: {source_of(d)})\n{d.page_content}" for i, d in enumerate(docs, start))
+
+
+def is_side_effecting(t: BaseTool) -> bool:
+    return bool((t.metadata or {}).get(SIDE_EFFECT))
+
+
+def make_retrieval_tool(retriever: BaseRetriever | RetrieverFactory | None, default_collection: str) -> BaseTool:
+    factory = as_factory(retriever)
+
+    @tool(response_format="content_and_artifact")
+    def search_documents(query: str, state: Annotated[dict, InjectedState]) -> tuple[str, list[dict]]:
+        """Search the knowledge base. Returns numbered passages with their sources; cite them as [n].
+        Call again with a refined query if the passages do not answer the question."""
+        docs = factory(state.get("collection") or default_collection).invoke(query)
+        return format_passages(docs), [document_to_source(i, d) for i, d in enumerate(docs, 1)]
+
+    return search_documents
+
+
+# simpleeval parses with `ast` and allows only arithmetic: no names, attributes or calls beyond these.
+_MATH_FUNCTIONS = {name: getattr(math, name) for name in
+                   ("sqrt", "log", "log10", "exp", "sin", "cos", "tan", "floor", "ceil", "fabs")}
+_MATH_FUNCTIONS.update({"abs": abs, "round": round, "min": min, "max": max})
+
+
+@tool
+def calculator(expression: str) -> str:
+    """Evaluate an arithmetic expression, e.g. "(3 + 4) * 2 / sqrt(16)". Supports + - * / // % **
+    and sqrt, log, exp, sin, cos, tan, floor, ceil, abs, round, min, max, pi, e."""
+    from simpleeval import SimpleEval
+
+    evaluator = SimpleEval(functions=_MATH_FUNCTIONS, names={"pi": math.pi, "e": math.e})
+    try:
+        return str(evaluator.eval(expression))
+    except Exception as exc:  # the model sees the error and can fix its expression
+        return f"error: {type(exc).__name__}: {exc}"
+
+
+def make_sql_tool(databases: Mapping[str, str], *, max_rows: int = 50, timeout_ms: int = 5000) -> BaseTool:
+    """A read-only SQL tool over named databases (``{"name": url}``; the first is the default)."""
+    names = list(databases)
+
+    @tool
+    def sql_query(query: str, database: str = names[0] if names else "default") -> str:
+        """Run one read-only SQL query (SELECT) against a named database and return rows as JSON."""
+        import psycopg
+
+        url = databases.get(database)
+        if url is None:
+            return f"error: unknown database {database!r}; known: {names}"
+        # Read-only three ways: every transaction read-only for the session, a prepared statement
+        # (one statement only, so no `COMMIT; ...` smuggling), and a rollback at the end.
+        options = f"-c default_transaction_read_only=on -c statement_timeout={int(timeout_ms)}"
+        try:
+            with psycopg.connect(url, options=options, autocommit=False) as conn:
+                try:
+                    cur = conn.execute(query, prepare=True)
+                    if cur.description is None:
+                        return "ok (no rows)"
+                    cols = [c.name for c in cur.description]
+                    rows = [dict(zip(cols, r, strict=True)) for r in cur.fetchmany(max_rows)]
+                finally:
+                    conn.rollback()
+        except psycopg.Error as exc:
+            return f"error: {type(exc).__name__}: {str(exc).strip()}"
+        return json.dumps(rows, default=str)
+
+    return sql_query
+
+
+@tool
+def save_note(text: str, config: RunnableConfig) -> str:
+    """Save a note for the user (persists; needs human approval)."""
+    from switchyard.db import connection
+
+    thread_id = (config.get("configurable") or {}).get("thread_id", "")
+    with connection() as conn:
+        row = conn.execute("INSERT INTO agent_notes (thread_id, text) VALUES (%s, %s) RETURNING id",
+                           (thread_id, text)).fetchone()
+    return f"saved note {row['id']}"
+
+
+save_note.metadata = {SIDE_EFFECT: True}

@@ -1,0 +1,133 @@
+"""Execute one ``switchyard.agent.run``: a graph on a thread, checkpointed in Postgres, streamed as events.
+
+    take the thread (multitask strategy) → build the graph (model, retriever, checkpointer)
+    → input, resume command, or — redelivered after a crash — continue from the last checkpoint
+    → stream parts to events, stopping at the next part on cancel/shutdown → result, usage, release
+
+Checkpoints are written with ``durability="sync"`` (``SWITCHYARD_AGENT_DURABILITY``, the default): a
+step's checkpoint is in Postgres before the next step starts, so a worker killed mid-run loses at most
+the step it was in, and completed tool calls are never repeated.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from switchyard import dispatch, jobs
+from switchyard.agents import threads
+from switchyard.agents.config import get_agent_settings
+from switchyard.agents.schemas import RunParams
+from switchyard.context import JobContext
+from switchyard.errors import JobCancelled, LeaseLost, WorkerShuttingDown
+
+log = logging.getLogger("switchyard.agents.runs")
+
+
+def default_retriever(tenant: str = "default"):
+    """Collection name → the index pool's retriever (``switchyard.retrieval``), or ``None`` without it."""
+    settings = get_agent_settings()
+    try:
+        from switchyard.retrieval.langchain import SwitchyardRetriever
+    except ImportError:
+        return None
+    return lambda collection: SwitchyardRetriever(collection=collection, tenant=tenant, k=settings.retrieval_k,
+                                                  mode=settings.retrieval_mode)
+
+
+def load_graph(name: str, *, model: Any = None, tenant: str = "default", checkpointer: Any = None,
+               retriever: Any = None) -> Any:
+    """A compiled registered graph wired to this process's defaults (model from the factory)."""
+    from graphs import build_graph
+    from switchyard.agents.checkpoints import get_checkpointer
+    from switchyard.llm import get_chat_model
+
+    settings = get_agent_settings()
+    return build_graph(
+        name, get_chat_model(model), retriever if retriever is not None else default_retriever(tenant),
+        checkpointer if checkpointer is not None else get_checkpointer(),
+        default_collection=settings.default_collection, sql_databases=settings.databases(),
+        max_tool_rounds=settings.max_tool_rounds,
+    )
+
+
+def _graph_input(params: RunParams, resuming: bool) -> Any:
+    from langgraph.types import Command
+
+    if resuming:
+        return None  # continue from the thread's last checkpoint: finished steps are not run again
+    if params.command is not None:
+        return Command(**params.command.model_dump(exclude_none=True))
+    return params.input
+
+
+def _run_config(params: RunParams, ctx: JobContext, handler: Any) -> dict[str, Any]:
+    settings = get_agent_settings()
+    return {
+        "configurable": {**params.config.configurable, "thread_id": params.thread_id},
+        "recursion_limit": params.config.recursion_limit or settings.recursion_limit,
+        "tags": params.config.tags,
+        "metadata": {**params.config.metadata, "switchyard_run_id": ctx.job_id, "graph_id": params.graph},
+        "callbacks": [handler],
+    }
+
+
+def execute_run(params: RunParams, ctx: JobContext) -> dict[str, Any]:
+    """The task body of ``switchyard.agent.run``: returns ``{"status", "values", "usage", ...}``."""
+    from switchyard.agents.callbacks import RunCallbackHandler
+    from switchyard.agents.checkpoints import head_checkpoint_id
+    from switchyard.agents.streaming import StreamBridge, langgraph_modes, to_jsonable
+
+    settings = get_agent_settings()
+    run_id, thread_id = ctx.job_id, params.thread_id
+    job = jobs.find(run_id)
+    tenant = job.tenant if job else "default"
+    threads.ensure_thread(thread_id, tenant=tenant, graph=params.graph)
+    threads.record_run(run_id, thread_id, params.graph, tenant=tenant, strategy=params.multitask_strategy)
+    try:
+        threads.acquire(run_id, thread_id, params.graph, params.multitask_strategy, wait=ctx.sleep,
+                        cancel=dispatch.cancel)
+    except JobCancelled:  # cancelled while waiting for the thread: it never held it
+        threads.finish_run(run_id, "cancelled")
+        raise
+    bridge = StreamBridge(ctx.emit, params.stream_mode)
+    handler = RunCallbackHandler(ctx.emit, prices=settings.prices, check_stop=ctx.raise_if_stopped,
+                                 started=time.monotonic(), publish_tokens="messages" in bridge.requested)
+    try:
+        graph = load_graph(params.graph, model=params.config.configurable.get("model"), tenant=tenant)
+        run = threads.get_run(run_id) or {}
+        head = head_checkpoint_id(thread_id)
+        # Redelivered after the run had written checkpoints of its own: continue, don't start over.
+        resuming = ctx.attempt > 1 and run.get("base_recorded") and head != run.get("base_checkpoint_id")
+        if not resuming:
+            threads.set_base_checkpoint(run_id, head)
+        else:
+            ctx.message("resuming from the last checkpoint", checkpoint_id=head, attempt=ctx.attempt)
+        config = _run_config(params, ctx, handler)
+        modes = langgraph_modes(params.stream_mode)
+        for part in graph.stream(_graph_input(params, resuming), config, stream_mode=modes, subgraphs=True,
+                                 durability=settings.durability):
+            bridge.handle(part)
+            ctx.raise_if_stopped()
+        state = graph.get_state({"configurable": {"thread_id": thread_id}})
+        interrupts = [to_jsonable(i) for i in state.interrupts]
+        status = "interrupted" if interrupts else "success"
+        usage = handler.summary()
+        threads.finish_run(run_id, status, usage=usage, cost=usage["cost_usd"], ttft_ms=usage["ttft_ms"],
+                           interrupts=interrupts)
+        threads.release(run_id, thread_id, "interrupted" if interrupts else "idle")
+        ctx.metrics(usage=usage, ttft_ms=usage["ttft_ms"], cost_usd=usage["cost_usd"], tokens=handler.tokens)
+        return {"status": status, "run_id": run_id, "thread_id": thread_id, "values": to_jsonable(state.values),
+                "usage": usage, "interrupts": interrupts}
+    except JobCancelled:
+        threads.finish_run(run_id, "cancelled", usage=handler.summary())
+        threads.release(run_id, thread_id, "idle")
+        raise
+    except (WorkerShuttingDown, LeaseLost):
+        raise  # the run comes back (redelivery or another worker) and keeps the thread
+    except Exception as exc:
+        threads.finish_run(run_id, "error", usage=handler.summary(),
+                           error={"type": type(exc).__name__, "message": str(exc)})
+        threads.release(run_id, thread_id, "error")
+        raise

@@ -1,0 +1,185 @@
+"""Threads and runs in Postgres: one run at a time per thread, and the multitask strategies.
+
+A run takes its thread by setting ``agent_threads.active_run`` (row-locked). When the thread is held by
+another live run, the new run's ``multitask_strategy`` decides:
+
+- ``reject``: the new run fails with ``ThreadBusyError``;
+- ``enqueue``: it waits (first come, first served) until the thread is free;
+- ``interrupt``: it cancels the active run, which stops at its next step keeping its checkpoints, then
+  continues the thread from there;
+- ``rollback``: like ``interrupt``, then deletes what the cancelled run wrote, so the thread is as it
+  was before that run began.
+
+A redelivered run (its worker died) finds itself still holding the thread and carries on.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from switchyard import jobs
+from switchyard.db import connection
+from switchyard.errors import SwitchyardError
+
+POLL_S = 0.1
+
+
+class ThreadBusyError(SwitchyardError):
+    """The thread already has a run in progress and the new run's strategy is ``reject``."""
+
+
+class ThreadNotFoundError(SwitchyardError):
+    """No thread has that id."""
+
+
+# --- SQL ---------------------------------------------------------------------------------------------
+
+ENSURE_THREAD_SQL = """
+INSERT INTO agent_threads (thread_id, tenant, graph, metadata) VALUES (%(thread_id)s, %(tenant)s, %(graph)s,
+       %(metadata)s)
+ON CONFLICT (thread_id) DO UPDATE SET graph = coalesce(agent_threads.graph, EXCLUDED.graph)
+RETURNING *
+"""
+RECORD_RUN_SQL = """
+INSERT INTO agent_runs (run_id, thread_id, graph, tenant, multitask_strategy, metadata)
+VALUES (%(run_id)s, %(thread_id)s, %(graph)s, %(tenant)s, %(strategy)s, %(metadata)s)
+ON CONFLICT (run_id) DO NOTHING
+"""
+LOCK_THREAD_SQL = "SELECT * FROM agent_threads WHERE thread_id = %s FOR UPDATE"
+# Enqueued runs go first come, first served: an older run still waiting on the thread goes first.
+EARLIER_WAITING_SQL = """
+SELECT r.run_id FROM agent_runs r JOIN jobs j ON j.id = r.run_id
+WHERE r.thread_id = %(thread_id)s AND r.status = 'pending' AND r.run_id <> %(run_id)s
+  AND r.created_at < (SELECT created_at FROM agent_runs WHERE run_id = %(run_id)s)
+  AND j.status NOT IN ('succeeded', 'failed', 'cancelled')
+LIMIT 1
+"""
+TAKE_THREAD_SQL = """
+UPDATE agent_threads SET active_run = %(run_id)s, status = 'busy', graph = %(graph)s, updated_at = now()
+WHERE thread_id = %(thread_id)s
+"""
+START_RUN_SQL = """
+UPDATE agent_runs SET status = 'running', started_at = coalesce(started_at, now()), updated_at = now()
+WHERE run_id = %(run_id)s
+"""
+SET_BASE_SQL = "UPDATE agent_runs SET base_checkpoint_id = %(base)s, base_recorded = true WHERE run_id = %(run_id)s"
+FINISH_RUN_SQL = """
+UPDATE agent_runs SET status = %(status)s, usage = %(usage)s, cost_usd = %(cost)s, ttft_ms = %(ttft)s,
+       interrupts = %(interrupts)s, error = %(error)s, finished_at = now(), updated_at = now()
+WHERE run_id = %(run_id)s
+"""
+RELEASE_THREAD_SQL = """
+UPDATE agent_threads SET active_run = NULL, status = %(status)s, updated_at = now()
+WHERE thread_id = %(thread_id)s AND (active_run = %(run_id)s OR active_run IS NULL)
+"""
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, default=str)
+
+
+def ensure_thread(thread_id: str, *, tenant: str = "default", graph: str | None = None,
+                  metadata: dict[str, Any] | None = None) -> dict[str, Any]:
+    with connection() as conn:
+        return conn.execute(ENSURE_THREAD_SQL, {"thread_id": thread_id, "tenant": tenant, "graph": graph,
+                                                "metadata": _json(metadata or {})}).fetchone()
+
+
+def get_thread(thread_id: str) -> dict[str, Any]:
+    with connection() as conn:
+        row = conn.execute("SELECT * FROM agent_threads WHERE thread_id = %s", (thread_id,)).fetchone()
+    if row is None:
+        raise ThreadNotFoundError(thread_id)
+    return row
+
+
+def record_run(run_id: str, thread_id: str, graph: str, *, tenant: str = "default", strategy: str = "enqueue",
+               metadata: dict[str, Any] | None = None) -> None:
+    """The run's row (idempotent: the API writes it at submission, the worker again on delivery)."""
+    with connection() as conn:
+        conn.execute(RECORD_RUN_SQL, {"run_id": run_id, "thread_id": thread_id, "graph": graph, "tenant": tenant,
+                                      "strategy": strategy, "metadata": _json(metadata or {})})
+
+
+def get_run(run_id: str) -> dict[str, Any] | None:
+    with connection() as conn:
+        return conn.execute("SELECT * FROM agent_runs WHERE run_id = %s", (run_id,)).fetchone()
+
+
+def list_runs(thread_id: str, limit: int = 50) -> list[dict[str, Any]]:
+    with connection() as conn:
+        return conn.execute("SELECT * FROM agent_runs WHERE thread_id = %s ORDER BY created_at DESC LIMIT %s",
+                            (thread_id, limit)).fetchall()
+
+
+def _live(run_id: str | None) -> bool:
+    if not run_id:
+        return False
+    job = jobs.find(run_id)
+    return job is not None and not job.status.is_terminal
+
+
+def acquire(run_id: str, thread_id: str, graph: str, strategy: str, *, wait: Callable[[float], None],
+            cancel: Callable[[str], Any]) -> str | None:
+    """Take the thread for ``run_id`` under ``strategy``; returns the run this one displaced, if any.
+
+    ``wait(seconds)`` must honour the job's own stop requests (``JobContext.sleep``), ``cancel(job_id)``
+    stops another run (``dispatch.cancel``). A ``rollback`` deletes the displaced run's checkpoints.
+    """
+    displaced: str | None = None
+    busy_with: str | None = None
+    while busy_with is None:
+        with connection() as conn, conn.transaction():
+            thread = conn.execute(LOCK_THREAD_SQL, (thread_id,)).fetchone()
+            active = thread["active_run"] if thread else None
+            if active and active != run_id and not _live(active):
+                active = None  # its job ended without releasing the thread (cancelled while queued, say)
+            if active in (None, run_id):
+                earlier = strategy == "enqueue" and conn.execute(
+                    EARLIER_WAITING_SQL, {"thread_id": thread_id, "run_id": run_id}).fetchone()
+                if not earlier:
+                    conn.execute(TAKE_THREAD_SQL, {"run_id": run_id, "thread_id": thread_id, "graph": graph})
+                    conn.execute(START_RUN_SQL, {"run_id": run_id})
+                    break
+            elif strategy == "reject":
+                busy_with = active
+                continue
+            elif strategy in ("interrupt", "rollback") and displaced != active:
+                displaced = active
+                cancel(active)
+        wait(POLL_S)
+    else:
+        finish_run(run_id, "rejected", error={"type": "thread_busy", "active_run": busy_with})
+        raise ThreadBusyError(f"thread {thread_id} is busy with run {busy_with} (multitask_strategy=reject)")
+    if strategy == "rollback" and displaced:
+        from switchyard.agents.checkpoints import delete_after
+
+        base = (get_run(displaced) or {}).get("base_checkpoint_id")
+        delete_after(thread_id, base)
+        finish_run(displaced, "rolled_back")
+    return displaced
+
+
+def set_base_checkpoint(run_id: str, checkpoint_id: str | None) -> None:
+    with connection() as conn:
+        conn.execute(SET_BASE_SQL, {"run_id": run_id, "base": checkpoint_id})
+
+
+def finish_run(run_id: str, status: str, *, usage: dict | None = None, cost: float | None = None,
+               ttft_ms: float | None = None, interrupts: list | None = None, error: dict | None = None,
+               conn: Any = None) -> None:
+    args = {"run_id": run_id, "status": status, "usage": _json(usage), "cost": cost, "ttft": ttft_ms,
+            "interrupts": _json(interrupts), "error": _json(error)}
+    if conn is not None:
+        conn.execute(FINISH_RUN_SQL, args)
+        return
+    with connection() as c:
+        c.execute(FINISH_RUN_SQL, args)
+
+
+def release(run_id: str, thread_id: str, thread_status: str) -> None:
+    """Give the thread up; its status becomes ``idle``, ``interrupted`` or ``error``."""
+    with connection() as conn:
+        conn.execute(RELEASE_THREAD_SQL, {"run_id": run_id, "thread_id": thread_id, "status": thread_status})
