@@ -1,0 +1,101 @@
+"""Uploaded training files (OpenAI ``/v1/files``): a row in ``finetune_files``, content in the artifact store."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import fsspec
+
+from switchyard.db import connection
+from switchyard.finetune.config import get_finetune_settings
+
+INSERT_SQL = """
+INSERT INTO finetune_files (id, tenant, filename, purpose, bytes, url)
+VALUES (%(id)s, %(tenant)s, %(filename)s, %(purpose)s, %(bytes)s, %(url)s) RETURNING *
+"""
+GET_SQL = "SELECT * FROM finetune_files WHERE id = %(id)s AND (%(tenant)s::text IS NULL OR tenant = %(tenant)s)"
+LIST_SQL = """
+SELECT * FROM finetune_files
+WHERE tenant = %(tenant)s AND (%(purpose)s::text IS NULL OR purpose = %(purpose)s)
+  AND (%(after)s::text IS NULL OR (created_at, id) <
+       (SELECT created_at, id FROM finetune_files WHERE id = %(after)s))
+ORDER BY created_at DESC, id DESC LIMIT %(limit)s
+"""
+DELETE_SQL = "DELETE FROM finetune_files WHERE id = %(id)s AND tenant = %(tenant)s RETURNING *"
+
+
+class FileNotFound(LookupError):
+    """No uploaded file has that id (for this tenant)."""
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    id: str
+    tenant: str
+    filename: str
+    purpose: str
+    bytes: int
+    url: str
+    created_at: datetime
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> StoredFile:
+        return cls(**{k: row[k] for k in cls.__dataclass_fields__})
+
+    def to_openai(self) -> dict[str, Any]:
+        return {"id": self.id, "object": "file", "bytes": self.bytes,
+                "created_at": int(self.created_at.timestamp()), "filename": self.filename,
+                "purpose": self.purpose, "status": "processed", "status_details": None,
+                "expires_at": None}
+
+
+def save_file(content: bytes, filename: str, purpose: str, tenant: str = "default") -> StoredFile:
+    file_id = f"file-{secrets.token_hex(12)}"
+    url = f"{get_finetune_settings().artifacts_root.rstrip('/')}/files/{file_id}.jsonl"
+    with fsspec.open(url, "wb", auto_mkdir=True) as f:
+        f.write(content)
+    with connection() as conn:
+        row = conn.execute(INSERT_SQL, {"id": file_id, "tenant": tenant, "filename": filename,
+                                        "purpose": purpose, "bytes": len(content), "url": url}).fetchone()
+    return StoredFile.from_row(row)
+
+
+def get_file(file_id: str, tenant: str | None = None) -> StoredFile:
+    with connection() as conn:
+        row = conn.execute(GET_SQL, {"id": file_id, "tenant": tenant}).fetchone()
+    if row is None:
+        raise FileNotFound(f"No such File object: {file_id}")
+    return StoredFile.from_row(row)
+
+
+def list_files(tenant: str, *, purpose: str | None = None, after: str | None = None,
+               limit: int = 100) -> list[StoredFile]:
+    with connection() as conn:
+        rows = conn.execute(LIST_SQL, {"tenant": tenant, "purpose": purpose, "after": after,
+                                       "limit": limit}).fetchall()
+    return [StoredFile.from_row(r) for r in rows]
+
+
+def delete_file(file_id: str, tenant: str) -> StoredFile:
+    with connection() as conn:
+        row = conn.execute(DELETE_SQL, {"id": file_id, "tenant": tenant}).fetchone()
+    if row is None:
+        raise FileNotFound(f"No such File object: {file_id}")
+    stored = StoredFile.from_row(row)
+    fs, path = fsspec.core.url_to_fs(stored.url)
+    if fs.exists(path):
+        fs.rm(path)
+    return stored
+
+
+def read_bytes(ref: str) -> bytes:
+    """A training file's content: an uploaded file id (``file-...``), a local path or an fsspec URL."""
+    url = get_file(ref).url if ref.startswith("file-") else ref
+    try:
+        with fsspec.open(url, "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        raise FileNotFound(f"training data not found: {ref}") from None
