@@ -76,12 +76,6 @@ class RunCallbackHandler(UsageMetadataCallbackHandler):
 
     def on_llm_new_token(self, token: Any, *, run_id: UUID, chunk: Any = None, **kwargs: Any) -> None:
         where = self._calls.get(run_id)
-        # Some models report a chunk themselves and then yield it, and LangChain reports it again:
-        # the same chunk object twice. Count it once.
-        if chunk is not None and where is not None:
-            if where.get("_last") is chunk:
-                return
-            where["_last"] = chunk
         if where is not None and isinstance(token, str) and token:
             if self.first_token_at is None:
                 with self._token_lock:

@@ -247,10 +247,8 @@ class ChatLocalAdapter(BaseChatModel):
             piece = kept[len(seen):]
             seen = kept
             if piece:
-                chunk = ChatGenerationChunk(message=AIMessageChunk(content=piece))
-                if run_manager:
-                    run_manager.on_llm_new_token(piece, chunk=chunk)
-                yield chunk
+                # LangChain's stream()/invoke() report each yielded chunk to on_llm_new_token themselves.
+                yield ChatGenerationChunk(message=AIMessageChunk(content=piece))
             if stopped:
                 break
         # A last (possibly only) chunk: an answer that is just EOS is still an answer.
