@@ -25,7 +25,9 @@ def main() -> None:
 @click.option("--pools", default=None, help="comma-separated pools to run (default: all installed)")
 @click.option("--no-api", is_flag=True, help="do not start the HTTP API")
 @click.option("--no-listen", is_flag=True, help="do not start the trigger-stream listener")
-def dev(pools: str | None, no_api: bool, no_listen: bool) -> None:
+@click.option("--no-defaults", is_flag=True,
+              help="skip the demo model and the demo corpus as the agents' default collection")
+def dev(pools: str | None, no_api: bool, no_listen: bool, no_defaults: bool) -> None:
     """Run everything on this machine (embedded Postgres and Redis where no URL is set)."""
     from rich.console import Console
 
@@ -33,7 +35,7 @@ def dev(pools: str | None, no_api: bool, no_listen: bool) -> None:
 
     console = Console()
     stack = DevStack(pools.split(",") if pools else None, api=not no_api, listener=not no_listen,
-                     on_event=lambda text: console.print(f"[dim]dev[/dim] {text}"))
+                     defaults=not no_defaults, on_event=lambda text: console.print(f"[dim]dev[/dim] {text}"))
     try:
         urls = stack.start()
         console.print("[bold green]switchyard is up[/bold green]")

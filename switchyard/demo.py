@@ -6,7 +6,9 @@ rich ``Console`` and returns normally, or raises to fail the demo.
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import logging
 import os
 import secrets
 import time
@@ -36,7 +38,7 @@ def sse_events(url: str, *, timeout: float = 120):
 
 def webhook_step(stack: DevStack, console: Console) -> None:
     """A signed webhook starts a ping job; its events stream back over SSE."""
-    console.print(Rule("1. A job in by signed webhook, its events out by SSE"))
+    console.print(Rule("A job in by signed webhook, its events out by SSE"))
     api = stack.urls["SWITCHYARD_API_URL"]
     body = json.dumps({"seconds": 1.5}).encode()
     headers = {signing.HEADER: signing.sign(os.environ["SWITCHYARD_WEBHOOK_SECRET"], body),
@@ -47,12 +49,47 @@ def webhook_step(stack: DevStack, console: Console) -> None:
     console.print(f"POST /hooks/control.ping → {response.status_code} {accepted}")
     unsigned = httpx.post(f"{api}/hooks/control.ping", content=body, timeout=30)
     console.print(f"the same body unsigned → {unsigned.status_code} {unsigned.json()}")
-    for event in sse_events(f"{api}{accepted['events_url']}"):
+    for event in sse_events(accepted["events_url"]):
         console.print(f"  [cyan]{event['seq']:>3}[/cyan] {event['type']:9} {json.dumps(event['data'])}")
-    job = httpx.get(f"{api}{accepted['status_url']}", timeout=30).json()
+    job = httpx.get(accepted["status_url"], timeout=30).json()
     console.print(f"GET {accepted['status_url']} → status={job['status']} result={job['result']}")
     if job["status"] != "succeeded":
         raise RuntimeError(f"ping job ended {job['status']}")
+
+
+def agent_step(stack: DevStack, console: Console) -> None:
+    """rag_answer over the demo corpus, answered by the demo's fine-tuned adapter, streamed as it is made."""
+    import sys
+
+    from switchyard.agents.ask import ask
+    from switchyard.finetune import adapters
+    from switchyard.finetune.demo import BASE_NAME
+
+    console.print(Rule("An agent run: rag_answer over the corpus, the demo adapter, tokens streamed"))
+    adapter = adapters.list_adapters(base_model=BASE_NAME)[0].name
+    question = "How many API requests may a token send per minute?"
+    console.print(f"[bold]Q: {question}[/bold]  (graph rag_answer, model local adapter {adapter})")
+    console.print("[dim](a 2-layer model trained for seconds: expect its words to be odd, not its plumbing)[/dim]")
+    result = ask(question, graph="rag_answer", collection="handbook",
+                 model={"provider": "local", "adapter": adapter, "max_new_tokens": 40}, out=sys.stdout)
+    if result.get("status") == "error":
+        raise RuntimeError(f"agent run failed: {result.get('error')}")
+
+
+def _pool_steps() -> list[Step]:
+    """The pools' steps, in the order the demo tells the story, for the pools that are installed."""
+    steps: list[Step] = []
+    if importlib.util.find_spec("sentence_transformers"):
+        from switchyard.retrieval.demo import index_step
+
+        steps.append(index_step)
+    if importlib.util.find_spec("peft"):
+        from switchyard.finetune.demo import finetune_step
+
+        steps.append(finetune_step)
+        if importlib.util.find_spec("langgraph") and steps[0].__name__ == "index_step":
+            steps.append(agent_step)
+    return steps
 
 
 STEPS: list[Step] = [webhook_step]
@@ -60,6 +97,8 @@ STEPS: list[Step] = [webhook_step]
 
 def run_demo() -> int:
     console = Console()
+    # The platform's processes log to STATE_DIR/logs; the terminal is for the story.
+    logging.getLogger().setLevel(logging.WARNING)
     os.environ.setdefault("SWITCHYARD_WEBHOOK_SECRET", secrets.token_hex(16))
     started = time.monotonic()
     stack = DevStack(on_event=lambda text: console.print(f"[dim]dev: {text}[/dim]"))
@@ -68,7 +107,7 @@ def run_demo() -> int:
         urls = stack.start()
         for key, value in urls.items():
             console.print(f"  {key}={value}")
-        for step in STEPS:
+        for step in [*STEPS, *_pool_steps()]:
             step(stack, console)
         console.print(Rule(f"[bold green]demo finished in {time.monotonic() - started:.0f}s[/bold green]"))
         return 0

@@ -9,6 +9,7 @@ running jobs can checkpoint. The URLs go to ``STATE_DIR/dev.env`` for other shel
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
 import os
 import signal
@@ -22,6 +23,9 @@ from switchyard.config import get_settings, reload_settings
 from switchyard.embedded import EmbeddedPostgres, EmbeddedRedis, wait_for_port
 
 log = logging.getLogger("switchyard.dev")
+
+DEMO_CORPUS = Path(__file__).resolve().parent.parent / "demo" / "corpus"
+DEMO_COLLECTION = "handbook"
 
 POOL_TASK_MODULES = {"index": "tasks.index", "finetune": "tasks.finetune", "agent": "tasks.agent",
                      "eval": "tasks.evaluate", "control": "tasks.control"}
@@ -73,9 +77,10 @@ class Supervisor:
         return child
 
     def _say(self, text: str) -> None:
-        log.info(text)
         if callable(self.on_event):
             self.on_event(text)
+        else:
+            log.info(text)
 
     def check(self) -> None:
         now = time.monotonic()
@@ -136,12 +141,13 @@ class DevStack:
     """The embedded services plus supervised platform processes."""
 
     def __init__(self, pools: list[str] | None = None, *, api: bool = True, listener: bool = True,
-                 on_event: object = None):
+                 defaults: bool = True, on_event: object = None):
         self.settings = get_settings()
         self.state = self.settings.state_dir.resolve()
         self.pools = pools if pools is not None else available_pools()
         self.api = api
         self.listener = listener
+        self.defaults = defaults
         self.postgres: EmbeddedPostgres | None = None
         self.supervisor = Supervisor(on_event=on_event)
         self.urls: dict[str, str] = {}
@@ -176,6 +182,8 @@ class DevStack:
             "SWITCHYARD_API_URL": f"http://{settings.api_host}:{settings.api_port}",
         }
         self.write_env_file()
+        if self.defaults:
+            self.set_agent_defaults()
 
         from workers.profiles import profiles, worker_argv
 
@@ -194,7 +202,32 @@ class DevStack:
                                       logs / "listen.log"))
         if self.api:
             wait_for_port(settings.api_port, timeout=60, host=settings.api_host)
+        if self.defaults:
+            self.index_demo_corpus()
         return self.urls
+
+    def set_agent_defaults(self) -> None:
+        """Every graph runs on the embedded defaults: a local model (the demo's tiny Llama, built once)
+        and the demo corpus as the default collection. Explicit settings win."""
+        if "finetune" in self.pools and importlib.util.find_spec("torch") is not None:
+            from switchyard.finetune.demo import BASE_NAME, ensure_demo_base
+
+            ensure_demo_base(self.state)
+            os.environ.setdefault("SWITCHYARD_LLM_MODELS",
+                                  json.dumps({"local-demo": {"provider": "local", "base_model": BASE_NAME}}))
+            os.environ.setdefault("SWITCHYARD_LLM_DEFAULT_MODEL", "local-demo")
+        os.environ.setdefault("SWITCHYARD_AGENT_DEFAULT_COLLECTION", DEMO_COLLECTION)
+
+    def index_demo_corpus(self) -> None:
+        """Queue an ingest of ``demo/corpus`` (idempotent: an unchanged corpus costs nothing)."""
+        if "index" not in self.pools or not DEMO_CORPUS.is_dir():
+            return
+        from switchyard import dispatch
+
+        files = [{"path": str(p)} for p in sorted(DEMO_CORPUS.glob("*.md"))]
+        job, _ = dispatch.enqueue("index.ingest", {"collection": DEMO_COLLECTION, "files": files},
+                                  producer="dev")
+        self.supervisor._say(f"indexing the demo corpus into '{DEMO_COLLECTION}' (job {job.id})")
 
     def write_env_file(self) -> Path:
         path = self.state / "dev.env"

@@ -49,6 +49,17 @@ def sparkline(values: list[float]) -> str:
     return "".join(bars[int((v - low) / span * (len(bars) - 1))] for v in values)
 
 
+def ensure_demo_base(state_dir: Path) -> Path:
+    """Build (once) and register the demo's tiny base model; ``switchyard dev`` serves it by default."""
+    from switchyard.finetune.models import build_tiny_llama, register_base_model
+
+    model_dir = state_dir / "finetune-demo" / "model"
+    if not (model_dir / "config.json").is_file():
+        build_tiny_llama(model_dir)
+    register_base_model(BASE_NAME, model_dir, "2-layer Llama built from a config for the demo")
+    return model_dir
+
+
 def finetune_step(stack: Any, console: Any) -> None:
     """Fine-tune a LoRA adapter end to end and show its loss curve and registry entry."""
     import openai
@@ -57,15 +68,11 @@ def finetune_step(stack: Any, console: Any) -> None:
 
     from switchyard import client
     from switchyard.finetune import adapters
-    from switchyard.finetune.models import build_tiny_llama, register_base_model
     from switchyard.finetune.serving import ChatLocalAdapter
 
     console.print(Rule("Fine-tuning: a LoRA adapter through the OpenAI-compatible API"))
     out = stack.state / "finetune-demo"
-    model_dir = out / "model"
-    if not (model_dir / "config.json").is_file():
-        build_tiny_llama(model_dir)
-    register_base_model(BASE_NAME, model_dir, "2-layer Llama built from a config for the demo")
+    ensure_demo_base(stack.state)
     api = openai.OpenAI(base_url=f"{stack.urls['SWITCHYARD_API_URL']}/v1", api_key="demo", max_retries=2)
     train = api.files.create(file=(DEMO_DATA / "capitals.jsonl").open("rb"), purpose="fine-tune")
     valid = api.files.create(file=(DEMO_DATA / "capitals_valid.jsonl").open("rb"), purpose="fine-tune")

@@ -27,7 +27,7 @@ def test_dev_supervises_restarts_and_stops_cleanly(stack, tmp_path):
     state = tmp_path / "state"
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "switchyard.cli", "dev", "--pools", "control", "--no-listen"],
+        [sys.executable, "-m", "switchyard.cli", "dev", "--pools", "control", "--no-listen", "--no-defaults"],
         env=stack.env(SWITCHYARD_STATE_DIR=str(state), SWITCHYARD_API_PORT=str(port)),
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
     )
