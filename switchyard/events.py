@@ -56,60 +56,68 @@ class Event:
 
 
 # KEYS: seq key, log stream, job channel, all-jobs channel
-# ARGV: job_id, type, data (JSON), ts, maxlen, ttl, global (0/1)
-# The event JSON is built here, after INCR, so seq order = log order = publish order.
+# ARGV: job_id, ts, maxlen, ttl, then (type, data JSON, global 0/1) for each event
+# Each event's JSON is built here, after INCR, so seq order = log order = publish order.
 _PUBLISH_LUA = """
-local seq = redis.call('INCR', KEYS[1])
-local ev = '{"seq":' .. seq .. ',"job_id":' .. cjson.encode(ARGV[1]) .. ',"type":' .. cjson.encode(ARGV[2])
-        .. ',"data":' .. ARGV[3] .. ',"ts":' .. ARGV[4] .. '}'
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', 'e', ev)
-redis.call('EXPIRE', KEYS[1], ARGV[6])
-redis.call('EXPIRE', KEYS[2], ARGV[6])
-redis.call('PUBLISH', KEYS[3], ev)
-if ARGV[7] == '1' then redis.call('PUBLISH', KEYS[4], ev) end
-return ev
+local out = {}
+for i = 5, #ARGV, 3 do
+  local seq = redis.call('INCR', KEYS[1])
+  local ev = '{"seq":' .. seq .. ',"job_id":' .. cjson.encode(ARGV[1]) .. ',"type":' .. cjson.encode(ARGV[i])
+          .. ',"data":' .. ARGV[i + 1] .. ',"ts":' .. ARGV[2] .. '}'
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'e', ev)
+  redis.call('PUBLISH', KEYS[3], ev)
+  if ARGV[i + 2] == '1' then redis.call('PUBLISH', KEYS[4], ev) end
+  out[#out + 1] = ev
+end
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+redis.call('EXPIRE', KEYS[2], ARGV[4])
+return out
 """
 
 _script = None
 
 
-def publish(job_id: str, type: str, data: dict[str, Any] | None = None, *, persist: bool | None = None) -> Event:
-    """Append one event to a job's log and publish it live. Returns the event with its ``seq``."""
+def publish(job_id: str, type: str, data: dict[str, Any] | None = None, *, persist: bool = True) -> Event:
+    """Append one event to a job's log and publish it live. Returns the event with its ``seq``.
+
+    ``persist=False`` skips the Postgres copy of a durable type (events of a job with no ledger row).
+    """
+    return publish_many(job_id, [(type, data)], persist=persist)[0]
+
+
+def publish_many(job_id: str, items: list[tuple[str, dict[str, Any] | None]], *,
+                 persist: bool = True) -> list[Event]:
+    """Append several events to a job's log in one round trip, consecutive and in order."""
     global _script
-    if type not in EVENT_TYPES:
-        raise ValueError(f"unknown event type {type!r}; expected one of {sorted(EVENT_TYPES)}")
+    for type, _data in items:
+        if type not in EVENT_TYPES:
+            raise ValueError(f"unknown event type {type!r}; expected one of {sorted(EVENT_TYPES)}")
     settings = get_settings()
     client = get_redis()
     if _script is None or _script.registered_client is not client:
         _script = client.register_script(_PUBLISH_LUA)
-    payload = json.dumps(data or {}, separators=(",", ":"), default=str)
-    raw = _script(
-        keys=[
-            constants.job_seq_key(job_id),
-            constants.job_log_stream(job_id),
-            constants.job_channel(job_id),
-            constants.JOBS_CHANNEL,
-        ],
-        args=[
-            job_id, type, payload, repr(time.time()), settings.event_log_maxlen, settings.event_log_ttl_s,
-            "1" if type in GLOBAL_TYPES else "0",
-        ],
-    )
-    event = Event.from_json(raw)
-    if persist if persist is not None else type in DURABLE_TYPES:
-        _persist(event)
-    return event
+    args: list[Any] = [job_id, repr(time.time()), settings.event_log_maxlen, settings.event_log_ttl_s]
+    for type, data in items:
+        args += [type, json.dumps(data or {}, separators=(",", ":"), default=str),
+                 "1" if type in GLOBAL_TYPES else "0"]
+    keys = [constants.job_seq_key(job_id), constants.job_log_stream(job_id), constants.job_channel(job_id),
+            constants.JOBS_CHANNEL]
+    published = [Event.from_json(raw) for raw in _script(keys=keys, args=args)]
+    durable = [e for e in published if e.type in DURABLE_TYPES]
+    if durable and persist:
+        _persist(durable)
+    return published
 
 
-def _persist(event: Event) -> None:
+def _persist(durable: list[Event]) -> None:
     from switchyard.db import connection
 
     # Not durable: Redis holds the live log; this copy only has to outlive Redis's trimming.
-    with connection(durable=False) as conn:
-        conn.execute(
+    with connection(durable=False) as conn, conn.cursor() as cur:
+        cur.executemany(
             "INSERT INTO job_events (job_id, seq, type, data, ts) VALUES (%s, %s, %s, %s, %s)"
             " ON CONFLICT DO NOTHING",
-            (event.job_id, event.seq, event.type, json.dumps(event.data, default=str), event.ts),
+            [(e.job_id, e.seq, e.type, json.dumps(e.data, default=str), e.ts) for e in durable],
         )
 
 

@@ -55,29 +55,32 @@ def run_job(delivery: Delivery, fn: JobFunction, *, precheck: PreCheck | None = 
 
 
 def _run(delivery: Delivery, fn: JobFunction, precheck: PreCheck | None) -> Any:
-    job = _ensure_row(delivery)
-    if job is None:
-        return None
+    owner = lease_owner()
+    worker = delivery.worker or owner
+    lease_s = get_settings().lease_s
     try:
         params = registry.validate_params(delivery.task, delivery.kwargs)
-        if precheck is not None and job.status in (JobStatus.VALIDATING_FILES, JobStatus.QUEUED):
-            precheck(params, job)
-            if job.status is JobStatus.VALIDATING_FILES and (moved := jobs.set_status(job.id, JobStatus.QUEUED)):
-                events.publish(job.id, "status", {"status": "queued"})
-                job = moved
     except InvalidParamsError as exc:
-        error = {"type": "invalid_params", "message": str(exc), "errors": exc.errors}
-        ended = jobs.end_unclaimed(job.id, JobStatus.FAILED, error=error)
-        if ended is not None:
-            log.warning("job %s failed validation: %s", job.id, exc)
-            announce_end(ended)
+        _fail_invalid(delivery, exc)
         return None
-
-    owner = lease_owner()
-    claimed = jobs.claim(job.id, owner, delivery.worker or owner, get_settings().lease_s)
+    # The common case, a recorded job with no pre-check, costs one statement: the claim itself.
+    claimed = None if precheck is not None else jobs.claim(delivery.job_id, owner, worker, lease_s)
     if claimed is None:
-        current = jobs.find(job.id)
-        log.info("dropping duplicate delivery of job %s (status %s, lease held by %s)", job.id,
+        job = _ensure_row(delivery)
+        if job is None:
+            return None
+        if precheck is not None and job.status in (JobStatus.VALIDATING_FILES, JobStatus.QUEUED):
+            try:
+                precheck(params, job)
+            except InvalidParamsError as exc:
+                _fail_invalid(delivery, exc)
+                return None
+            if job.status is JobStatus.VALIDATING_FILES and jobs.set_status(job.id, JobStatus.QUEUED):
+                events.publish(job.id, "status", {"status": "queued"})
+        claimed = jobs.claim(job.id, owner, worker, lease_s)
+    if claimed is None:
+        current = jobs.find(delivery.job_id)
+        log.info("dropping duplicate delivery of job %s (status %s, lease held by %s)", delivery.job_id,
                  current.status if current else None, current.lease_owner if current else None)
         return None
 
@@ -117,6 +120,18 @@ def _run(delivery: Delivery, fn: JobFunction, precheck: PreCheck | None) -> Any:
     return result
 
 
+def _fail_invalid(delivery: Delivery, exc: InvalidParamsError) -> None:
+    """An invalid message fails its own job (recorded if it was not), without reaching 'running'."""
+    job = _ensure_row(delivery)
+    if job is None:
+        return
+    error = {"type": "invalid_params", "message": str(exc), "errors": exc.errors}
+    ended = jobs.end_unclaimed(job.id, JobStatus.FAILED, error=error)
+    if ended is not None:
+        log.warning("job %s failed validation: %s", job.id, exc)
+        announce_end(ended)
+
+
 def _ensure_row(delivery: Delivery) -> Job | None:
     """The job's ledger row, created if the message came from a raw producer. ``None`` = drop it."""
     job, created = jobs.create(
@@ -139,8 +154,7 @@ def announce_end(job: Job) -> None:
     data = {"status": job.status.value}
     if job.error:
         data["error"] = job.error
-    events.publish(job.id, "status", data)
-    events.publish(job.id, "end", {**data, "result": job.result})
+    events.publish_many(job.id, [("status", data), ("end", {**data, "result": job.result})])
     if job.callback_url:
         from switchyard.callbacks import schedule_callback
 
