@@ -36,18 +36,23 @@ def sse_events(url: str, *, timeout: float = 120):
                     return
 
 
+def post_webhook(api: str, kind: str, payload: dict) -> dict:
+    """POST a signed webhook (the demo's secret) and return the 202 body: job_id, status_url, events_url."""
+    body = json.dumps(payload).encode()
+    headers = {signing.HEADER: signing.sign(os.environ["SWITCHYARD_WEBHOOK_SECRET"], body),
+               "Content-Type": "application/json", "Idempotency-Key": f"demo-{kind}-{time.time_ns()}"}
+    response = httpx.post(f"{api}/hooks/{kind}", content=body, headers=headers, timeout=30)
+    response.raise_for_status()
+    return response.json()
+
+
 def webhook_step(stack: DevStack, console: Console) -> None:
     """A signed webhook starts a ping job; its events stream back over SSE."""
     console.print(Rule("A job in by signed webhook, its events out by SSE"))
     api = stack.urls["SWITCHYARD_API_URL"]
-    body = json.dumps({"seconds": 1.5}).encode()
-    headers = {signing.HEADER: signing.sign(os.environ["SWITCHYARD_WEBHOOK_SECRET"], body),
-               "Content-Type": "application/json", "Idempotency-Key": f"demo-{time.time_ns()}"}
-    response = httpx.post(f"{api}/hooks/control.ping", content=body, headers=headers, timeout=30)
-    response.raise_for_status()
-    accepted = response.json()
-    console.print(f"POST /hooks/control.ping → {response.status_code} {accepted}")
-    unsigned = httpx.post(f"{api}/hooks/control.ping", content=body, timeout=30)
+    accepted = post_webhook(api, "control.ping", {"seconds": 1.5})
+    console.print(f"POST /hooks/control.ping → 202 {accepted}")
+    unsigned = httpx.post(f"{api}/hooks/control.ping", json={"seconds": 1.5}, timeout=30)
     console.print(f"the same body unsigned → {unsigned.status_code} {unsigned.json()}")
     for event in sse_events(accepted["events_url"]):
         console.print(f"  [cyan]{event['seq']:>3}[/cyan] {event['type']:9} {json.dumps(event['data'])}")

@@ -7,8 +7,6 @@ progress over SSE, then search over HTTP and print the answers with their cited 
 from __future__ import annotations
 
 import json
-import os
-import time
 from pathlib import Path
 from typing import Any
 
@@ -23,26 +21,18 @@ QUESTIONS = ["How many API requests may a token send per minute?",
 def index_step(stack: Any, console: Any) -> None:
     from rich.rule import Rule
 
-    from switchyard import signing
-    from switchyard.demo import sse_events
+    from switchyard.demo import post_webhook, sse_events
 
     console.print(Rule("Index the demo corpus, then search it with cited sources"))
     api = stack.urls["SWITCHYARD_API_URL"]
     files = [{"path": str(p)} for p in sorted(CORPUS.glob("*.md"))]
-    body = json.dumps({"collection": "handbook", "tenant": "default", "files": files}).encode()
-    headers = {signing.HEADER: signing.sign(os.environ["SWITCHYARD_WEBHOOK_SECRET"], body),
-               "Content-Type": "application/json", "Idempotency-Key": f"demo-index-{time.time_ns()}"}
-    accepted = httpx.post(f"{api}/hooks/index.ingest", content=body, headers=headers, timeout=30)
-    accepted.raise_for_status()
-    job = accepted.json()
-    console.print(f"POST /hooks/index.ingest ({len(files)} Markdown files) → {accepted.status_code} {job}")
-    def absolute(url: str) -> str:
-        return url if url.startswith("http") else f"{api}{url}"
+    job = post_webhook(api, "index.ingest", {"collection": "handbook", "tenant": "default", "files": files})
+    console.print(f"POST /hooks/index.ingest ({len(files)} Markdown files) → 202 {job}")
 
-    for event in sse_events(absolute(job["events_url"]), timeout=600):
+    for event in sse_events(job["events_url"], timeout=600):
         if event["type"] in ("progress", "status", "end"):
             console.print(f"  [cyan]{event['seq']:>3}[/cyan] {event['type']:9} {json.dumps(event['data'])[:150]}")
-    result = httpx.get(absolute(job["status_url"]), timeout=30).json()
+    result = httpx.get(job["status_url"], timeout=30).json()
     if result["status"] != "succeeded":
         raise RuntimeError(f"index job ended {result['status']}: {result.get('error')}")
     console.print(f"result: {result['result']}")
