@@ -8,6 +8,7 @@ running jobs can checkpoint. The URLs go to ``STATE_DIR/dev.env`` for other shel
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import logging
@@ -89,6 +90,9 @@ class Supervisor:
                 continue
             if child.backoff_until == 0.0:
                 code = child.process.returncode if child.process else None
+                # Whatever the dead child had started (a worker's pool or embedded beat) goes with it.
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(child.process.pid, signal.SIGKILL)
                 # A child that ran for a while gets a quick restart; one that keeps crashing waits.
                 quick = now - child.started_at > 30
                 delay = 1.0 if quick else min(2 ** min(child.restarts, 5), 30)

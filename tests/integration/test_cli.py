@@ -55,6 +55,9 @@ def test_dev_supervises_restarts_and_stops_cleanly(stack, tmp_path):
     assert proc.returncode == 0, out
     with pytest.raises(ProcessLookupError):
         os.kill(worker_pid, 0)
+    # Nothing of the stack outlives it: not the killed worker's embedded beat, not the restarted worker.
+    leftovers = subprocess.run(["pgrep", "-f", f"celerybeat-schedule-{proc.pid}"], capture_output=True, text=True)
+    assert leftovers.stdout.strip() == ""
 
 
 def test_tail_config_and_schema(stack, control_worker):
