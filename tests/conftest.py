@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -139,6 +140,7 @@ def start_worker(process_factory):
         if pool == "control" and not beat:
             argv.append("--no-beat")
         handle = process_factory(f"worker-{name}", argv, env=env, ready_text=" ready.")
+        handle.nodename = f"{name}@{socket.gethostname()}"
         return handle.wait_ready() if wait else handle
 
     return start
