@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 POOL = ["-P", "threads", "-c", "2"]
+BARE_NODE, OURS_NODE = f"bare-{os.getpid()}@bench", f"ours-{os.getpid()}@bench"
 
 
 def start(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
@@ -49,11 +50,26 @@ def bare_round_trips(app, n: int) -> list[float]:
     return times
 
 
-def bare_throughput(app, n: int) -> float:
+def _paused(app, queue: str, node: str):
+    """Stop a worker consuming ``queue`` (to fill a backlog), and a callable that resumes it."""
+    app.control.cancel_consumer(queue, destination=[node], reply=True)
+
+    def resume() -> None:
+        app.control.add_consumer(queue, destination=[node], reply=True)
+
+    return resume
+
+
+def bare_throughput(app, n: int, *, drain: bool) -> float:
+    """Tasks/s: ``drain`` times a worker emptying a backlog of n; otherwise send and run at once."""
+    resume = _paused(app, "bare", BARE_NODE) if drain else None
     t0 = time.perf_counter()
     results = [app.send_task("bare.noop", queue="bare") for _ in range(n)]
+    if resume:
+        t0 = time.perf_counter()
+        resume()
     for r in results:
-        r.get(timeout=120)
+        r.get(timeout=300)
     return n / (time.perf_counter() - t0)
 
 
@@ -71,14 +87,19 @@ def switchyard_round_trips(n: int) -> list[float]:
     return times
 
 
-def switchyard_throughput(n: int) -> float:
+def switchyard_throughput(n: int, *, drain: bool) -> float:
     from switchyard import client, constants
     from switchyard.redis_conn import get_redis
+    from workers.app import app
 
     pubsub = get_redis().pubsub(ignore_subscribe_messages=True)
     pubsub.subscribe(constants.JOBS_CHANNEL)
+    resume = _paused(app, "control", OURS_NODE) if drain else None
     t0 = time.perf_counter()
     ids = {client.enqueue("control.ping", {}).id for _ in range(n)}
+    if resume:
+        t0 = time.perf_counter()
+        resume()
     ended = 0
     deadline = time.monotonic() + 300
     while ended < n and time.monotonic() < deadline:
@@ -127,10 +148,11 @@ def main() -> None:
         child_env = {**os.environ, "BARE_BROKER_URL": env["SWITCHYARD_REDIS_URL"],
                      "BARE_BACKEND_URL": env["SWITCHYARD_REDIS_URL"].rsplit("/", 1)[0] + "/1",
                      "SWITCHYARD_LOG_LEVEL": "WARNING"}
-        bare = start([sys.executable, "-m", "celery", "-A", "bench._bare_app", "worker", "-Q", "bare", *POOL,
-                      "-l", "INFO", "--without-gossip", "--without-mingle"], child_env, state / "bare.log")
-        ours = start([sys.executable, "-m", "celery", "-A", "workers.app", "worker", "-Q", "control", *POOL,
-                      "-l", "INFO", "--without-gossip", "--without-mingle"], child_env, state / "ours.log")
+        common = [*POOL, "-l", "INFO", "--without-gossip", "--without-mingle"]
+        bare = start([sys.executable, "-m", "celery", "-A", "bench._bare_app", "worker", "-Q", "bare", "-n", BARE_NODE,
+                      *common], child_env, state / "bare.log")
+        ours = start([sys.executable, "-m", "celery", "-A", "workers.app", "worker", "-Q", "control", "-n", OURS_NODE,
+                      *common], child_env, state / "ours.log")
         try:
             sys.path.insert(0, str(ROOT / "bench"))
             os.environ.update({k: v for k, v in child_env.items() if k.startswith("BARE_")})
@@ -143,8 +165,10 @@ def main() -> None:
             for _ in range(3):  # interleave, so drift on a shared machine hits both sides alike
                 bare_rt += bare_round_trips(bare_app, n_rt // 3)
                 ours_rt += switchyard_round_trips(n_rt // 3)
-            bare_tp = bare_throughput(bare_app, n_tp)
-            ours_tp = switchyard_throughput(n_tp)
+            bare_drain = bare_throughput(bare_app, n_tp, drain=True)
+            ours_drain = switchyard_throughput(n_tp, drain=True)
+            bare_tp = bare_throughput(bare_app, n_tp, drain=False)
+            ours_tp = switchyard_throughput(n_tp, drain=False)
             parts = where_time_goes(50 if args.quick else 200)
         finally:
             bare.terminate()
@@ -158,7 +182,8 @@ def main() -> None:
     for label, q in (("round trip p50 (ms)", 50), ("round trip p99 (ms)", 99)):
         b, o = pct(bare_rt, q) * ms, pct(ours_rt, q) * ms
         print(f"{label:34}{b:14.2f}{o:14.2f}{o / b:8.2f}×")
-    print(f"{'throughput, small jobs (jobs/s)':34}{bare_tp:14.0f}{ours_tp:14.0f}{ours_tp / bare_tp:8.2f}×")
+    print(f"{'drain of a backlog (jobs/s)':34}{bare_drain:14.0f}{ours_drain:14.0f}{ours_drain / bare_drain:8.2f}×")
+    print(f"{'send + run, one producer (jobs/s)':34}{bare_tp:14.0f}{ours_tp:14.0f}{ours_tp / bare_tp:8.2f}×")
     print("\nwhere switchyard's extra time goes (p50 of each step alone, ms):")
     for name, value in parts.items():
         print(f"  {name:20}{value:8.3f}")
