@@ -23,9 +23,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 WEBHOOK_SECRET = "test-webhook-secret"
 
-# Short leases so chaos tests see a dead worker's job requeued within seconds.
+# Short leases so chaos tests see a dead worker's job requeued within seconds (renewed every 2 s: a
+# loaded CI machine must not starve a live worker's heartbeat into a spurious requeue).
 TEST_ENV = {
-    "SWITCHYARD_LEASE_S": "3",
+    "SWITCHYARD_LEASE_S": "6",
     "SWITCHYARD_REAPER_INTERVAL_S": "1",
     "SWITCHYARD_DISPATCH_GRACE_S": "5",
     "SWITCHYARD_LOG_LEVEL": "INFO",
