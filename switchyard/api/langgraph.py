@@ -191,6 +191,41 @@ def get_thread_state(thread_id: str, tenant: Tenant) -> dict[str, Any]:
                            "parent_checkpoint": None, "metadata": {}, "created_at": None}
 
 
+class StateUpdate(BaseModel):
+    """LangGraph's state update: ``values`` written as if ``as_node`` had returned them."""
+
+    model_config = ConfigDict(extra="ignore")
+    values: dict[str, Any] | list[Any] | None = None
+    as_node: str | None = None
+    checkpoint_id: str | None = None
+
+
+@router.post("/threads/{thread_id}/state", summary="Update the thread's state, as if a node wrote it")
+def update_thread_state(thread_id: str, body: StateUpdate, tenant: Tenant) -> dict[str, Any]:
+    from switchyard.db import connection
+
+    row = _tenant_thread(thread_id, tenant)
+    if not row.get("graph"):
+        raise APIError(status.HTTP_409_CONFLICT, "conflict", f"thread {thread_id} has not run a graph yet")
+    configurable = {"thread_id": thread_id}
+    if body.checkpoint_id:
+        configurable["checkpoint_id"] = body.checkpoint_id
+    # The thread's row stays locked while the state is written, so no run can take the thread meanwhile.
+    with connection() as conn, conn.transaction():
+        locked = conn.execute("SELECT active_run FROM agent_threads WHERE thread_id = %s FOR UPDATE",
+                              (thread_id,)).fetchone()
+        if locked and locked["active_run"]:
+            raise APIError(status.HTTP_409_CONFLICT, "conflict",
+                           f"thread {thread_id} is busy with run {locked['active_run']}")
+        try:
+            written = _graph_for(row).update_state({"configurable": configurable}, body.values,
+                                                   as_node=body.as_node)
+        except (ValueError, KeyError) as exc:  # LangGraph's answer to an unknown node or a bad update
+            raise APIError(status.HTTP_422_UNPROCESSABLE_CONTENT, "invalid_request", str(exc)) from None
+    saved = written["configurable"]
+    return {"checkpoint": {k: saved.get(k) for k in ("thread_id", "checkpoint_ns", "checkpoint_id")}}
+
+
 def _history(thread_id: str, tenant: str, limit: int) -> list[dict]:
     row = _tenant_thread(thread_id, tenant)
     if not row.get("graph"):

@@ -93,3 +93,16 @@ def test_unknown_thread_and_assistant_are_404(client):
     tid = client.threads.create()["thread_id"]
     with pytest.raises(NotFoundError):
         client.runs.create(tid, "no_such_graph", input={})
+
+
+def test_update_state_writes_a_checkpoint_the_next_run_continues_from(client):
+    tid = client.threads.create()["thread_id"]
+    client.runs.wait(tid, "reflection", input={"messages": [{"role": "user", "content": "draft it"}]},
+                     config=config({"provider": "scripted", "responses": ["APPROVED v1"]}))
+    before = client.threads.get_state(tid)
+    written = client.threads.update_state(tid, {"messages": [{"role": "user", "content": "edited by a human"}]})
+    after = client.threads.get_state(tid)
+    assert written["checkpoint"]["checkpoint_id"] == after["checkpoint"]["checkpoint_id"]
+    assert after["checkpoint"]["checkpoint_id"] != before["checkpoint"]["checkpoint_id"]
+    assert after["values"]["messages"][-1]["content"] == "edited by a human"
+    assert len(after["values"]["messages"]) == len(before["values"]["messages"]) + 1
