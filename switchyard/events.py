@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -123,14 +123,37 @@ def _persist(durable: list[Event]) -> None:
 
 def replay(job_id: str, after_seq: int = 0) -> list[Event]:
     """Every logged event with ``seq > after_seq``, in order: the Redis log, else Postgres's copy."""
-    entries = get_redis().xrange(constants.job_log_stream(job_id))
-    events = [Event.from_json(fields[b"e"]) for _id, fields in entries]
-    if not events or events[0].seq > after_seq + 1:
-        # Trimmed or expired in Redis: the durable events from Postgres fill what they can.
-        durable = _durable_events(job_id, after_seq)
-        seen = {e.seq for e in events}
-        events = sorted([e for e in durable if e.seq not in seen] + events, key=lambda e: e.seq)
-    return [e for e in events if e.seq > after_seq]
+    logged = _logged(get_redis().xrange(constants.job_log_stream(job_id)))
+    if _incomplete(logged, after_seq):
+        logged = _merged(logged, _durable_events(job_id, after_seq))
+    return [e for e in logged if e.seq > after_seq]
+
+
+async def areplay(job_id: str, after_seq: int = 0) -> list[Event]:
+    """``replay`` for asyncio code (the API's streams)."""
+    import anyio.to_thread
+
+    from switchyard.redis_conn import get_async_redis
+
+    logged = _logged(await get_async_redis().xrange(constants.job_log_stream(job_id)))
+    if _incomplete(logged, after_seq):
+        durable = await anyio.to_thread.run_sync(_durable_events, job_id, after_seq)
+        logged = _merged(logged, durable)
+    return [e for e in logged if e.seq > after_seq]
+
+
+def _logged(entries: list) -> list[Event]:
+    return [Event.from_json(fields[b"e"]) for _id, fields in entries]
+
+
+def _incomplete(logged: list[Event], after_seq: int) -> bool:
+    # Trimmed or expired in Redis: the durable events from Postgres fill what they can.
+    return not logged or logged[0].seq > after_seq + 1
+
+
+def _merged(logged: list[Event], durable: list[Event]) -> list[Event]:
+    seen = {e.seq for e in logged}
+    return sorted([e for e in durable if e.seq not in seen] + logged, key=lambda e: e.seq)
 
 
 def _durable_events(job_id: str, after_seq: int) -> list[Event]:
@@ -144,47 +167,78 @@ def _durable_events(job_id: str, after_seq: int) -> list[Event]:
     return [Event(seq=r["seq"], job_id=job_id, type=r["type"], data=r["data"], ts=r["ts"]) for r in rows]
 
 
+class _Cursor:
+    """A subscriber's position: hands out each seq once, in order; a jump means pub/sub missed some."""
+
+    def __init__(self, after_seq: int):
+        self.last = after_seq
+        self.done = False
+
+    def fresh(self, batch: list[Event]) -> list[Event]:
+        out = []
+        for event in batch:
+            if event.seq > self.last and not self.done:
+                out.append(event)
+                self.last = event.seq
+                self.done = event.is_end
+        return out
+
+    def is_gap(self, event: Event) -> bool:
+        return event.seq > self.last + 1
+
+
 def subscribe(
     job_id: str, after_seq: int = 0, *, timeout: float | None = None, poll_s: float = 1.0
 ) -> Iterator[Event]:
     """Yield the job's events with ``seq > after_seq`` exactly once, in order, ending with ``end``.
 
-    Works for a job that has not started, is running, or ended long ago. ``timeout`` bounds the wait
-    for the *next* event (``TimeoutError``); ``None`` waits forever.
+    Works for a job that has not started, is running, or ended long ago: subscribe first (so nothing
+    published from then on is missed), replay the log, then follow live messages, filling any gap from
+    the log. ``timeout`` bounds the wait for the *next* event (``TimeoutError``); ``None`` waits forever.
     """
-    client = get_redis()
-    pubsub = client.pubsub(ignore_subscribe_messages=True)
+    pubsub = get_redis().pubsub(ignore_subscribe_messages=True)
     pubsub.subscribe(constants.job_channel(job_id))
-    last = after_seq
+    cursor = _Cursor(after_seq)
     try:
-        # Subscribed first, so nothing published from here on is missed; then the backlog.
-        for event in replay(job_id, last):
-            yield event
-            last = event.seq
-            if event.is_end:
-                return
+        yield from cursor.fresh(replay(job_id, cursor.last))
         waited = 0.0
-        while True:
+        while not cursor.done:
             message = pubsub.get_message(timeout=poll_s)
             if message is None:
                 waited += poll_s
                 # Quiet channel: the log may hold what pub/sub dropped (a reconnect, say).
-                backlog = replay(job_id, last)
-                if not backlog and timeout is not None and waited >= timeout:
+                batch = cursor.fresh(replay(job_id, cursor.last))
+                if not batch and timeout is not None and waited >= timeout:
                     raise TimeoutError(f"no event for job {job_id} in {timeout}s")
             else:
                 event = Event.from_json(message["data"])
-                if event.seq <= last:
-                    continue
-                # A gap means a message was missed: fill it from the log, in order.
-                backlog = replay(job_id, last) if event.seq > last + 1 else [event]
-            for event in backlog:
-                if event.seq <= last:
-                    continue
+                batch = cursor.fresh(replay(job_id, cursor.last) if cursor.is_gap(event) else [event])
+            if batch:
                 waited = 0.0
-                yield event
-                last = event.seq
-                if event.is_end:
-                    return
+                yield from batch
     finally:
         pubsub.close()
+
+
+async def asubscribe(job_id: str, after_seq: int = 0, *, poll_s: float = 1.0) -> AsyncIterator[Event]:
+    """``subscribe`` for asyncio code: no thread per subscriber. Closing the iterator (a client that
+    went away) releases its Redis connection at once."""
+    from switchyard.redis_conn import get_async_redis
+
+    pubsub = get_async_redis().pubsub(ignore_subscribe_messages=True)
+    await pubsub.subscribe(constants.job_channel(job_id))
+    cursor = _Cursor(after_seq)
+    try:
+        for event in cursor.fresh(await areplay(job_id, cursor.last)):
+            yield event
+        while not cursor.done:
+            message = await pubsub.get_message(timeout=poll_s)
+            if message is None:
+                batch = cursor.fresh(await areplay(job_id, cursor.last))
+            else:
+                event = Event.from_json(message["data"])
+                batch = cursor.fresh(await areplay(job_id, cursor.last) if cursor.is_gap(event) else [event])
+            for event in batch:
+                yield event
+    finally:
+        await pubsub.aclose()

@@ -8,12 +8,10 @@ a job that does not exist, so ids cannot be probed.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-import anyio
-import anyio.to_thread
 from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response, status
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
 from sse_starlette import EventSourceResponse, ServerSentEvent
@@ -23,7 +21,6 @@ from switchyard.api.auth import current_tenant
 from switchyard.api.errors import ERROR_RESPONSES, APIError, field_errors
 from switchyard.api.errors import install as install  # create_app installs the error handlers via us
 from switchyard.errors import InvalidParamsError, UnknownTaskError
-from switchyard.events import Event
 from switchyard.jobs import Job, JobStatus
 
 log = logging.getLogger("switchyard.api.jobs")
@@ -34,13 +31,6 @@ Tenant = Annotated[str, Depends(current_tenant)]
 
 # SSE: a comment line this often keeps proxies from closing a quiet stream.
 SSE_PING_S = 15.0
-# A quiet stream's subscription is renewed this often; it bounds how long a stream outlives its
-# client when the job emits nothing.
-SSE_RENEW_S = 5.0
-# Each open stream waits on Redis in a worker thread (events.subscribe is blocking). They get their
-# own limiter so streams never starve the default thread pool that sync routes run in.
-SSE_MAX_STREAMS = 256
-_sse_limiter = anyio.CapacityLimiter(SSE_MAX_STREAMS)  # made outside a loop: anyio adapts it per loop
 
 IDEMPOTENCY_KEY_MAX = 255
 
@@ -181,41 +171,14 @@ def _resume_point(last_event_id: str | None, after: int | None) -> int:
     return after or 0
 
 
-_QUIET = object()  # no event within SSE_RENEW_S
-
-
-def _next(iterator: Iterator[Event]) -> Event | object | None:
-    try:
-        return next(iterator, None)
-    except TimeoutError:
-        return _QUIET
-
-
 async def _event_stream(job_id: str, after_seq: int) -> AsyncIterator[dict[str, str]]:
-    """``events.subscribe`` (blocking redis-py) stepped in a worker thread, one event per step.
+    """The job's events as SSE fields, from ``events.asubscribe`` (asyncio: no thread per stream).
 
-    When the client goes away, sse-starlette cancels this generator; the step in flight is not
-    abandoned but allowed to return (an event, or the subscription's ``SSE_RENEW_S`` timeout), and
-    the subscription is then closed here, so its thread and Redis connection are freed at once.
-    Renewing a quiet subscription from the last seq loses and repeats nothing.
+    When the client goes away, sse-starlette cancels this generator, and the subscription's Redis
+    connection is released at once.
     """
-    last = after_seq
-    iterator = events.subscribe(job_id, last, timeout=SSE_RENEW_S)
-    try:
-        while True:
-            item = await anyio.to_thread.run_sync(_next, iterator, limiter=_sse_limiter)
-            if item is None:
-                return
-            if item is _QUIET:
-                iterator = events.subscribe(job_id, last, timeout=SSE_RENEW_S)
-                continue
-            assert isinstance(item, Event)
-            yield item.to_sse()
-            last = item.seq
-            if item.is_end:
-                return
-    finally:
-        iterator.close()  # type: ignore[attr-defined]  # a generator: closes its pub/sub connection
+    async for event in events.asubscribe(job_id, after_seq):
+        yield event.to_sse()
 
 
 @router.get(
