@@ -6,12 +6,13 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Callable
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from switchyard import events, jobs
 from switchyard.context import JobContext
-from switchyard.jobs import JobStatus
+from switchyard.jobs import Job, JobStatus
 
 log = logging.getLogger("switchyard.control")
 
@@ -35,7 +36,7 @@ def ping(params: PingParams, ctx: JobContext) -> dict:
     return {**where, "seconds": params.seconds}
 
 
-def reap(send: callable) -> dict:  # type: ignore[valid-type]
+def reap(send: Callable[[Job], None]) -> dict:
     """Requeue jobs whose lease expired and dispatch jobs whose message was never sent.
 
     ``send(job)`` puts a job's message on its queue (the caller owns the broker connection).
