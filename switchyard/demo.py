@@ -12,6 +12,7 @@ import logging
 import os
 import secrets
 import time
+import warnings
 from collections.abc import Callable
 
 import httpx
@@ -104,6 +105,11 @@ def run_demo() -> int:
     console = Console()
     # The platform's processes log to STATE_DIR/logs; the terminal is for the story.
     logging.getLogger().setLevel(logging.WARNING)
+    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)  # CPU kernels notice: expected here
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", module="platformdirs")
     os.environ.setdefault("SWITCHYARD_WEBHOOK_SECRET", secrets.token_hex(16))
     started = time.monotonic()
     stack = DevStack(on_event=lambda text: console.print(f"[dim]dev: {text}[/dim]"))
