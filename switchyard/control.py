@@ -6,13 +6,12 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from switchyard import events, jobs
 from switchyard.context import JobContext
-from switchyard.jobs import Job, JobStatus
+from switchyard.jobs import JobStatus
 
 log = logging.getLogger("switchyard.control")
 
@@ -36,12 +35,10 @@ def ping(params: PingParams, ctx: JobContext) -> dict:
     return {**where, "seconds": params.seconds}
 
 
-def reap(send: Callable[[Job], None]) -> dict:
-    """Requeue jobs whose lease expired and dispatch jobs whose message was never sent.
-
-    ``send(job)`` puts a job's message on its queue (the caller owns the broker connection).
-    """
+def reap() -> dict:
+    """Requeue jobs whose lease expired and dispatch jobs whose message was never sent."""
     from switchyard.config import get_settings
+    from switchyard.dispatch import send
     from switchyard.runner import announce_end
 
     requeued = 0

@@ -4,21 +4,16 @@ from __future__ import annotations
 
 from switchyard import control
 from switchyard.callbacks import deliver_callback
-from switchyard.jobs import Job
 from tasks._base import job_task
 from workers.app import app
 
 ping = job_task("switchyard.control.ping")(control.ping)
 
 
-def _send(job: Job) -> None:
-    app.send_task(job.kind, kwargs=job.params, task_id=job.id, queue=job.queue, routing_key=job.queue)
-
-
 @app.task(name="switchyard.control.reap", ignore_result=True)
 def reap() -> dict:
     """Requeue jobs whose worker died (expired lease) and dispatch never-sent ones."""
-    return control.reap(_send)
+    return control.reap()
 
 
 @app.task(name="switchyard.control.callback", bind=True, ignore_result=True, acks_late=True,

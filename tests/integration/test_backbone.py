@@ -146,3 +146,14 @@ def test_outbound_webhook_is_signed_and_retried(stack, control_worker):
         signing.verify(WEBHOOK_SECRET, body, headers[signing.HEADER])  # raises if the signature is wrong
     finally:
         server.shutdown()
+
+
+def test_a_recorded_job_whose_message_was_never_sent_is_sent_by_the_reaper(stack, control_worker):
+    """The outbox: a producer that died between recording the job and sending its message loses nothing."""
+    from switchyard.db import connection
+
+    job, _ = jobs.create("switchyard.control.ping", {})
+    with connection() as conn:  # recorded a minute ago, never dispatched
+        conn.execute("UPDATE jobs SET created_at = now() - interval '1 minute' WHERE id = %s", (job.id,))
+    ended = client.wait(job.id, timeout=60)
+    assert ended.status.value == "succeeded" and ended.attempts == 1 and ended.dispatched_at is not None
