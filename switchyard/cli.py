@@ -7,10 +7,14 @@ import importlib.util
 import json
 import os
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
 from switchyard.config import get_settings
+
+if TYPE_CHECKING:
+    from workers.profiles import PoolProfile
 
 
 @click.group()
@@ -78,7 +82,7 @@ def worker(pool: str, concurrency: int | None, nodename: str | None, loglevel: s
     os.execv(sys.executable, argv)
 
 
-def _run_per_gpu(profile: object, gpus: list[str], loglevel: str) -> None:
+def _run_per_gpu(profile: PoolProfile, gpus: list[str], loglevel: str) -> None:
     """One finetune worker process per GPU, each pinned with CUDA_VISIBLE_DEVICES, supervised."""
     from switchyard.dev import Child, Supervisor
     from workers.profiles import worker_argv

@@ -85,7 +85,8 @@ def agent_step(stack: DevStack, console: Console) -> None:
 def _pool_steps() -> list[Step]:
     """The pools' steps, in the order the demo tells the story, for the pools that are installed."""
     steps: list[Step] = []
-    if importlib.util.find_spec("sentence_transformers"):
+    index = importlib.util.find_spec("sentence_transformers") is not None
+    if index:
         from switchyard.retrieval.demo import index_step
 
         steps.append(index_step)
@@ -93,7 +94,7 @@ def _pool_steps() -> list[Step]:
         from switchyard.finetune.demo import finetune_step
 
         steps.append(finetune_step)
-        if importlib.util.find_spec("langgraph") and steps[0].__name__ == "index_step":
+        if index and importlib.util.find_spec("langgraph"):  # the agent answers from the indexed corpus
             steps.append(agent_step)
     return steps
 

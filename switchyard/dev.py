@@ -74,10 +74,10 @@ class Supervisor:
     def add(self, child: Child) -> Child:
         self.children.append(child)
         child.start()
-        self._say(f"started {child.name} (pid {child.process.pid}, log {child.log_path})")
+        self.say(f"started {child.name} (pid {child.process.pid}, log {child.log_path})")
         return child
 
-    def _say(self, text: str) -> None:
+    def say(self, text: str) -> None:
         if callable(self.on_event):
             self.on_event(text)
         else:
@@ -97,13 +97,13 @@ class Supervisor:
                 quick = now - child.started_at > 30
                 delay = 1.0 if quick else min(2 ** min(child.restarts, 5), 30)
                 child.backoff_until = now + delay
-                self._say(f"{child.name} exited with code {code}; restarting in {delay:.0f}s "
+                self.say(f"{child.name} exited with code {code}; restarting in {delay:.0f}s "
                           f"(see {child.log_path})")
             elif now >= child.backoff_until:
                 child.restarts += 1
                 child.backoff_until = 0.0
                 child.start()
-                self._say(f"restarted {child.name} (pid {child.process.pid}, restart #{child.restarts})")
+                self.say(f"restarted {child.name} (pid {child.process.pid}, restart #{child.restarts})")
 
     def run_forever(self) -> None:
         """Check the children twice a second until SIGTERM or Ctrl-C."""
@@ -136,7 +136,7 @@ class Supervisor:
             try:
                 child.process.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                self._say(f"{child.name} did not stop in time; killing it")
+                self.say(f"{child.name} did not stop in time; killing it")
                 os.killpg(child.process.pid, signal.SIGKILL)
                 child.process.wait()
 
@@ -231,7 +231,7 @@ class DevStack:
         files = [{"path": str(p)} for p in sorted(DEMO_CORPUS.glob("*.md"))]
         job, _ = dispatch.enqueue("index.ingest", {"collection": DEMO_COLLECTION, "files": files},
                                   producer="dev")
-        self.supervisor._say(f"indexing the demo corpus into '{DEMO_COLLECTION}' (job {job.id})")
+        self.supervisor.say(f"indexing the demo corpus into '{DEMO_COLLECTION}' (job {job.id})")
 
     def write_env_file(self) -> Path:
         path = self.state / "dev.env"

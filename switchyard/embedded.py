@@ -101,9 +101,6 @@ class EmbeddedPostgres:
         if (self.data_dir / "postmaster.pid").exists():
             self._run("pg_ctl", "-D", str(self.data_dir), "-w", "-m", "fast", "stop", check=False)
 
-    def is_running(self) -> bool:
-        return self.running_port() is not None
-
 
 def redis_server_binary() -> str:
     found = shutil.which("redis-server")
