@@ -24,6 +24,19 @@ log = logging.getLogger(__name__)
 STOP_CHECK_INTERVAL_S = 0.1
 
 
+# Set in a worker process that received SIGTERM (threads and solo pools run jobs in that process; a
+# prefork child learns it from the Redis flag instead). Such a worker starts no new job.
+_shutting_down = threading.Event()
+
+
+def mark_shutting_down() -> None:
+    _shutting_down.set()
+
+
+def shutting_down() -> bool:
+    return _shutting_down.is_set()
+
+
 def lease_owner() -> str:
     """This process's identity in ``jobs.lease_owner``."""
     return f"{socket.gethostname()}:{os.getpid()}"
@@ -85,7 +98,7 @@ class JobContext:
             cancelled, shutdown = pipe.execute()
             if cancelled or _lease_keeper.cancel_requested(self.job_id):
                 self._stop = JobCancelled
-            elif shutdown:
+            elif shutdown or _shutting_down.is_set():
                 self._stop = WorkerShuttingDown
         return self._stop
 

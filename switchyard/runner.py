@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 from switchyard import events, jobs, registry
 from switchyard.config import get_settings
-from switchyard.context import JobContext, lease_keeper, lease_owner
+from switchyard.context import JobContext, lease_keeper, lease_owner, shutting_down
 from switchyard.errors import InvalidParamsError, JobCancelled, LeaseLost, WorkerShuttingDown
 from switchyard.jobs import Job, JobStatus
 from switchyard.logs import current_job_id
@@ -62,6 +62,11 @@ def _run(delivery: Delivery, fn: JobFunction, precheck: PreCheck | None) -> Any:
         params = registry.validate_params(delivery.task, delivery.kwargs)
     except InvalidParamsError as exc:
         _fail_invalid(delivery, exc)
+        return None
+    if shutting_down():
+        # Delivered while this worker drains for SIGTERM: leave the job to a worker that stays.
+        log.info("worker shutting down: job %s goes back to the queue unclaimed", delivery.job_id)
+        delivery.redeliver()
         return None
     # The common case, a recorded job with no pre-check, costs one statement: the claim itself.
     claimed = None if precheck is not None else jobs.claim(delivery.job_id, owner, worker, lease_s)

@@ -43,8 +43,10 @@ def _clear_shutdown_flag(sender: object = None, **_: object) -> None:
 @worker_shutting_down.connect
 def _announce_shutdown(sender: str | None = None, sig: str | None = None, how: str | None = None,
                        **_: object) -> None:
+    from switchyard.context import mark_shutting_down
     from switchyard.redis_conn import get_redis
 
+    mark_shutting_down()
     if sender:
         log.warning("worker %s shutting down (%s, %s): running jobs will checkpoint and requeue",
                     sender, sig, how)
