@@ -45,9 +45,12 @@ def lease_owner() -> str:
 class JobContext:
     """The running job's handle on the platform: emit events, report progress, check for stop."""
 
-    def __init__(self, job_id: str, *, attempt: int = 1, owner: str | None = None,
+    def __init__(self, job_id: str, *, tenant: str = "default", attempt: int = 1, owner: str | None = None,
                  worker: str | None = None, publish: bool = True):
         self.job_id = job_id
+        # Who the job runs for, fixed at the way in (the ledger row's tenant). Domain code resolves every
+        # object a job names (thread, file, collection, adapter, cache entry, dataset) within it.
+        self.tenant = tenant
         self.attempt = attempt
         self.owner = owner or lease_owner()
         self.worker = worker
@@ -56,8 +59,8 @@ class JobContext:
         self._stop: type[Exception] | None = None
 
     @classmethod
-    def detached(cls, job_id: str = "local") -> JobContext:
-        return cls(job_id, publish=False)
+    def detached(cls, job_id: str = "local", *, tenant: str = "default") -> JobContext:
+        return cls(job_id, tenant=tenant, publish=False)
 
     # --- events ------------------------------------------------------------------------------------
     def emit(self, type: str, data: dict[str, Any] | None = None) -> events.Event | None:

@@ -91,7 +91,8 @@ def _run(delivery: Delivery, fn: JobFunction, precheck: PreCheck | None) -> Any:
 
     events.publish(claimed.id, "status", {"status": "running", "attempt": claimed.attempts,
                                           "worker": claimed.worker})
-    ctx = JobContext(claimed.id, attempt=claimed.attempts, owner=owner, worker=delivery.worker)
+    ctx = JobContext(claimed.id, tenant=claimed.tenant, attempt=claimed.attempts, owner=owner,
+                     worker=delivery.worker)
     lease_keeper().add(claimed.id)
     result: Any = None
     error: dict[str, Any] | None = None
