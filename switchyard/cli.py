@@ -108,6 +108,30 @@ def beat(loglevel: str) -> None:
     os.execv(sys.executable, beat_argv(loglevel))
 
 
+@main.command(name="worker-ping")
+@click.argument("target", required=False)
+@click.option("--timeout", type=float, default=5.0, show_default=True)
+def worker_ping(target: str | None, timeout: float) -> None:
+    """Exit 0 if a worker on this host answers a ping through the broker (container and k8s probes).
+
+    TARGET is a node name (``index@host``) or a pool, meaning ``POOL@<this hostname>``; without it,
+    any worker whose node name ends in ``@<this hostname>`` counts (e.g. every per-GPU finetune child).
+    """
+    import socket
+
+    from workers.app import app
+
+    host = socket.gethostname()
+    destination = None if not target else [target if "@" in target else f"{target}@{host}"]
+    # Celery's broadcast ping: answered by the worker's main process, so a busy pool still replies.
+    replies = app.control.ping(destination=destination, timeout=timeout)
+    nodes = sorted(name for reply in replies for name in reply
+                   if destination is not None or name.endswith(f"@{host}"))
+    if not nodes:
+        raise click.ClickException(f"no worker answered within {timeout}s ({destination or f'*@{host}'})")
+    click.echo(" ".join(nodes))
+
+
 @main.command()
 @click.option("--host", default=None)
 @click.option("--port", type=int, default=None)
