@@ -1,0 +1,93 @@
+"""``generate``: each item's prediction from its prompt (or question), by the agent pool's providers.
+
+A base model or a named adapter answers through the LLM factory (``switchyard.llm``), exactly as an agent
+run's model would; a graph answers as an agent run does (``switchyard.agents.runs.load_graph``), on a
+throwaway in-memory thread so an evaluation leaves no checkpoints behind.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from switchyard.evaluation.schemas import GenerateSpec, Item
+
+
+class GenerationError(Exception):
+    """The model, adapter or graph a job named cannot be used (the whole job fails, with this reason)."""
+
+
+def model_config(spec: GenerateSpec, tenant: str) -> dict[str, Any]:
+    """The factory config for ``spec``: an adapter of ``tenant``, or a named/inline/default model."""
+    from switchyard.llm.factory import model_spec
+
+    if spec.adapter:
+        from switchyard.finetune.adapters import AdapterNotFound, get_adapter
+
+        try:
+            record = get_adapter(spec.adapter)
+        except AdapterNotFound:
+            record = None
+        if record is None or record.tenant != tenant:  # another tenant's adapter is "not found" too
+            raise GenerationError(f"no adapter named {spec.adapter!r}")
+        config = {"provider": "local", "adapter": spec.adapter}
+    else:
+        config = model_spec(spec.model)
+    # Each provider spells the output budget its own way.
+    if config["provider"] == "local":
+        config["max_new_tokens"] = spec.max_tokens
+    elif config["provider"] == "openai":
+        config["max_tokens"] = spec.max_tokens
+    return config
+
+
+def _text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    return "".join(part.get("text", "") for part in content if isinstance(part, dict))
+
+
+def answerer(spec: GenerateSpec, tenant: str) -> Callable[[str], str]:
+    """A function prompt → answer text for ``spec``."""
+    from switchyard.llm.factory import get_chat_model
+
+    config = model_config(spec, tenant)
+    if spec.graph is None:
+        llm = get_chat_model(config)
+        return lambda prompt: _text(llm.invoke([("user", prompt)]).content)
+
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    from switchyard.agents.runs import load_graph
+
+    graph = load_graph(spec.graph, model=config, tenant=tenant, checkpointer=InMemorySaver())
+
+    def ask(prompt: str) -> str:
+        state = graph.invoke({"messages": [{"role": "user", "content": prompt}]},
+                             {"configurable": {"thread_id": f"eval-{uuid.uuid4().hex}"}})
+        return _text(state["messages"][-1].content)
+
+    return ask
+
+
+def fill_predictions(items: list[Item], spec: GenerateSpec, tenant: str,
+                     step: Callable[[int, int], None] | None = None) -> tuple[list[Item], dict[str, str]]:
+    """Items with ``prediction`` produced from ``prompt`` (else ``question``); ``{id: reason}`` for the others."""
+    ask = answerer(spec, tenant)
+    out: list[Item] = []
+    failed: dict[str, str] = {}
+    for n, item in enumerate(items, 1):
+        prompt = item.prompt or item.question
+        if not prompt:
+            failed[item.id] = "generate: missing prompt (or question)"
+            out.append(item)
+        else:
+            try:
+                out.append(item.model_copy(update={"prediction": ask(prompt)}))
+            except Exception as exc:  # one item's failure (a provider error) must not lose the others
+                failed[item.id] = f"generate: {type(exc).__name__}: {exc}"
+                out.append(item.model_copy(update={"prediction": None}))
+        if step is not None:
+            step(n, len(items))
+    return out, failed
