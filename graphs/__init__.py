@@ -51,7 +51,7 @@ def get_spec(name: str) -> GraphSpec:
 
 def build_graph(name: str, llm: Any = None, retriever: Any = None, checkpointer: Any = None, **kw: Any):
     """Compile a registered graph. Keyword options a builder does not take are ignored, so callers can
-    pass the run's common settings (``default_collection``, ``sql_databases``) to any graph."""
+    pass the run's common settings (``default_collection``, ``sql_databases``, ``tenant``) to any graph."""
     module, _, attr = get_spec(name).builder.partition(":")
     builder = getattr(importlib.import_module(module), attr)
     accepted = inspect.signature(builder).parameters

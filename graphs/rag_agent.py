@@ -39,13 +39,13 @@ class RagAgentState(AgentState):
 
 def build_rag_agent(llm: Any, retriever: Any = None, checkpointer: Any = None, *,
                     tools: Sequence[BaseTool] | None = None, default_collection: str = "default",
-                    sql_databases: Mapping[str, str] | None = None, max_tool_rounds: int = 4,
-                    system_prompt: str = SYSTEM_PROMPT, name: str = "rag_agent"):
+                    sql_databases: Mapping[str, str] | None = None, tenant: str = "default",
+                    max_tool_rounds: int = 4, system_prompt: str = SYSTEM_PROMPT, name: str = "rag_agent"):
     """Compile the agent. ``tools`` replaces the default set (retrieval, calculator, SQL, save_note)."""
     if tools is None:
         tools = [make_retrieval_tool(retriever, default_collection), calculator, save_note]
         if sql_databases:
-            tools.append(make_sql_tool(sql_databases))
+            tools.append(make_sql_tool(sql_databases, tenant=tenant))  # the run's tenant: its rows only
     tools = list(tools)
     risky = {t.name for t in tools if is_side_effecting(t)}
 

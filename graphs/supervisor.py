@@ -32,11 +32,11 @@ class SupervisorState(AgentState):
 
 def build_supervisor(llm: Any, retriever: Any = None, checkpointer: Any = None, *,
                      default_collection: str = "default", sql_databases: Mapping[str, str] | None = None,
-                     name: str = "supervisor"):
+                     tenant: str = "default", name: str = "supervisor"):
     quiet = llm.with_config(tags=["nostream"]) if llm is not None else None
     # Subgraphs without their own checkpointer: they checkpoint inside the parent's thread.
     researcher = build_rag_answer(llm, retriever, None, default_collection=default_collection, name="researcher")
-    analyst_tools = [calculator] + ([make_sql_tool(sql_databases)] if sql_databases else [])
+    analyst_tools = [calculator] + ([make_sql_tool(sql_databases, tenant=tenant)] if sql_databases else [])
     analyst = build_rag_agent(llm, None, None, tools=analyst_tools, name="analyst",
                               system_prompt="You are an analyst. Use the calculator and SQL tools; answer concisely.")
 

@@ -6,7 +6,6 @@ can build them against anything that quacks like a LangChain retriever.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any
@@ -88,34 +87,27 @@ def calculator(expression: str) -> str:
         return f"error: {type(exc).__name__}: {exc}"
 
 
-def make_sql_tool(databases: Mapping[str, str], *, max_rows: int = 50, timeout_ms: int = 5000) -> BaseTool:
-    """A read-only SQL tool over named databases (``{"name": url}``; the first is the default)."""
-    names = list(databases)
+def make_sql_tool(databases: Mapping[str, str], *, tenant: str, max_rows: int | None = None,
+                  timeout_ms: int | None = None) -> BaseTool:
+    """A read-only SQL tool over named databases (``{"name": url}`` from configuration; the first is the
+    default) for one run's ``tenant``: switchyard's own database is queried as the least-privileged
+    reader role, through views that show only the tenant's rows (switchyard.agents.sql_tool)."""
+    from switchyard.agents.sql_tool import get_sql_tool_settings, resolve_targets, run_query
+
+    settings = get_sql_tool_settings()
+    targets = resolve_targets(databases)
+    names = list(targets)
+    limits = {"max_rows": max_rows or settings.max_rows, "timeout_ms": timeout_ms or settings.timeout_ms}
 
     @tool
     def sql_query(query: str, database: str = names[0] if names else "default") -> str:
-        """Run one read-only SQL query (SELECT) against a named database and return rows as JSON."""
-        import psycopg
-
-        url = databases.get(database)
-        if url is None:
+        """Run one read-only SQL query (a single SELECT) against a named database. Returns JSON
+        {"rows": [...], "truncated": bool}. On switchyard's database the tables are views of your own
+        data: collections, documents, chunks, jobs, agent_runs, agent_notes, adapters."""
+        target = targets.get(database)
+        if target is None:
             return f"error: unknown database {database!r}; known: {names}"
-        # Read-only three ways: every transaction read-only for the session, a prepared statement
-        # (one statement only, so no `COMMIT; ...` smuggling), and a rollback at the end.
-        options = f"-c default_transaction_read_only=on -c statement_timeout={int(timeout_ms)}"
-        try:
-            with psycopg.connect(url, options=options, autocommit=False) as conn:
-                try:
-                    cur = conn.execute(query, prepare=True)
-                    if cur.description is None:
-                        return "ok (no rows)"
-                    cols = [c.name for c in cur.description]
-                    rows = [dict(zip(cols, r, strict=True)) for r in cur.fetchmany(max_rows)]
-                finally:
-                    conn.rollback()
-        except psycopg.Error as exc:
-            return f"error: {type(exc).__name__}: {str(exc).strip()}"
-        return json.dumps(rows, default=str)
+        return run_query(target, query, tenant=tenant, **limits)
 
     return sql_query
 

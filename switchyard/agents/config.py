@@ -18,7 +18,9 @@ class AgentSettings(BaseSettings):
     default_collection: str = "default"
     retrieval_k: int = 5
     retrieval_mode: str = "hybrid"
-    # Databases the read-only SQL tool may query, {"name": url}; unset: switchyard's own database.
+    # Databases the read-only SQL tool may query, {"name": url}; unset: switchyard's own database. Own
+    # database (any user in the URL) is always queried as the reader role, through the run's tenant's
+    # views; other URLs are used as given: shared data only, with a read-only role (docs/security-db.md).
     sql_databases: dict[str, str] = Field(default_factory=dict)
     # USD per million tokens, {"model name": {"input": 0.15, "output": 0.6}}; unknown models cost 0.
     prices: dict[str, dict[str, float]] = Field(default_factory=dict)

@@ -49,6 +49,7 @@ def load_graph(name: str, *, model: Any = None, tenant: str = "default", checkpo
         checkpointer if checkpointer is not None else get_checkpointer(),
         default_collection=settings.default_collection, sql_databases=settings.databases(),
         max_tool_rounds=settings.max_tool_rounds,
+        tenant=tenant or "default",  # issue 8 (SQL tool): its views show only this tenant's rows
     )
 
 

@@ -229,10 +229,10 @@ def test_invalid_message_fails_its_job_with_the_reason(agent_worker):
 def test_sql_tool_reads_but_never_writes(stack):
     from graphs.tools import make_sql_tool
 
-    sql = make_sql_tool({"main": stack.database_url})
-    rows = json.loads(sql.invoke({"query": "SELECT 6 * 7 AS answer"}))
+    sql = make_sql_tool({"main": stack.database_url}, tenant="default")
+    rows = json.loads(sql.invoke({"query": "SELECT 6 * 7 AS answer"}))["rows"]
     assert rows == [{"answer": 42}]
-    assert "read-only" in sql.invoke({"query": "INSERT INTO agent_notes (thread_id, text) VALUES ('x', 'y')"})
+    assert "error" in sql.invoke({"query": "INSERT INTO agent_notes (thread_id, text) VALUES ('x', 'y')"})
     assert "error" in sql.invoke({"query": "SELECT 1; DELETE FROM agent_notes"})
     assert "unknown database" in sql.invoke({"query": "SELECT 1", "database": "other"})
 
