@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 TORCH ?= torch==2.13.0
 
-.PHONY: demo test test-fast lint bench dev clean
+.PHONY: demo test test-fast lint bench dev clean soak
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,11 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/backbone.py
+
+# The full fault soak (RELIABILITY.md): >= 1000 jobs under faults, on the Redis broker and on RabbitMQ;
+# prints the table. SOAK_SEED=<n> replays a run, SOAK_BROKERS=redis limits it, SOAK_PROFILE=short.
+soak: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/python -m tests.chaos._soak
 
 dev: $(STAMP)
 	$(BIN)/switchyard dev

@@ -37,6 +37,21 @@ class Settings(BaseSettings):
     reaper_interval_s: float = 2.0
     dispatch_grace_s: float = 30.0
 
+    # Faults (RELIABILITY.md). A queued job nobody claimed within requeue_after_s is sent again (its
+    # message may have died with the broker), backing off to 16x; a job interrupted by a lost connection
+    # to Redis, Postgres or the broker is retried up to max_infra_retries times, waiting
+    # infra_retry_backoff_s * 2**n; a job started max_attempts times (its worker killed again and
+    # again) fails as too_many_attempts. Runner ledger writes retry for up to ledger_retry_s.
+    requeue_after_s: float = 60.0
+    max_infra_retries: int = 5
+    infra_retry_backoff_s: float = 1.0
+    max_attempts: int = 10
+    ledger_retry_s: float = 60.0
+    # Backpressure: at most this many queued jobs per queue (0 = unlimited; per queue:
+    # QUEUE_MAX_DEPTH_<QUEUE>); producers past it get QueueFullError / HTTP 429 with Retry-After.
+    queue_max_depth: int = 0
+    queue_full_retry_after_s: int = 5
+
     # Event replay log in Redis: trimmed to this many entries per job, and expires after the TTL.
     event_log_maxlen: int = 100_000
     event_log_ttl_s: int = 7 * 24 * 3600

@@ -36,11 +36,19 @@ def ping(params: PingParams, ctx: JobContext) -> dict:
 
 
 def reap() -> dict:
-    """Requeue jobs whose lease expired and dispatch jobs whose message was never sent."""
+    """Fail jobs that started too often, requeue jobs whose lease expired, dispatch jobs whose message
+    was never sent, and send again queued jobs nobody claimed in time (RELIABILITY.md)."""
     from switchyard.config import get_settings
     from switchyard.dispatch import send
     from switchyard.runner import announce_end
 
+    settings = get_settings()
+    exhausted = 0
+    for job in jobs.fail_exhausted(settings.max_attempts):
+        log.error("job %s: started %d times, its worker died each time; failed (too_many_attempts)",
+                  job.id, job.attempts)
+        announce_end(job)
+        exhausted += 1
     requeued = 0
     for job in jobs.requeue_expired():
         if job.status is JobStatus.CANCELLED:
@@ -52,8 +60,15 @@ def reap() -> dict:
         send(job)
         requeued += 1
     dispatched = 0
-    for job in jobs.take_undispatched(get_settings().dispatch_grace_s):
+    for job in jobs.take_undispatched(settings.dispatch_grace_s):
         log.warning("job %s was never dispatched; sending it now", job.id)
         send(job)
         dispatched += 1
-    return {"requeued": requeued, "dispatched": dispatched}
+    resent = 0
+    for job in jobs.take_stale_queued(settings.requeue_after_s):
+        # Its message may have died with the broker; a duplicate is dropped by the claim.
+        log.warning("job %s queued unclaimed since %s; sending it again (re-send %d)", job.id,
+                    job.updated_at.isoformat(), job.redispatches)
+        send(job)
+        resent += 1
+    return {"requeued": requeued, "dispatched": dispatched, "resent": resent, "exhausted": exhausted}

@@ -12,6 +12,7 @@ import logging
 import os
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
@@ -60,6 +61,8 @@ def get_pool(url: str | None = None, *, durable: bool = True) -> ConnectionPool:
                     max_size=int(os.environ.get("SWITCHYARD_DB_POOL_SIZE", "20")),
                     kwargs=kwargs,
                     configure=_configure_connection,
+                    check=_check_if_idle,
+                    reset=_note_returned,
                     open=True,
                     name=f"switchyard-{os.getpid()}{'' if durable else '-async'}",
                 )
@@ -75,6 +78,25 @@ def _configure_connection(conn: psycopg.Connection) -> None:
         register_vector(conn)
     except (psycopg.ProgrammingError, ImportError):
         pass
+
+
+# Reconnection after a Postgres restart or failover: psycopg_pool replaces a connection that fails its
+# ``check`` (and reconnects with backoff, ``reconnect_timeout``). Its own ``check_connection`` costs a
+# round trip per checkout; we only pay it for a connection that sat idle in the pool for a while (a busy
+# one has just proved itself). Whatever slips through (a restart inside that window) fails one statement
+# with OperationalError, and the pool drops the broken connection; the runner's ledger writes retry.
+CHECK_IDLE_AFTER_S = 1.0
+_returned_at: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _note_returned(conn: psycopg.Connection) -> None:
+    _returned_at[conn] = time.monotonic()
+
+
+def _check_if_idle(conn: psycopg.Connection) -> None:
+    returned = _returned_at.get(conn)
+    if returned is None or time.monotonic() - returned > CHECK_IDLE_AFTER_S:
+        ConnectionPool.check_connection(conn)
 
 
 @contextmanager

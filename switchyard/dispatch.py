@@ -9,19 +9,20 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from switchyard import constants, events, jobs, registry
+from switchyard import backpressure, constants, events, jobs, registry
 from switchyard.jobs import Job, JobStatus
 
 log = logging.getLogger("switchyard.dispatch")
 
 
-def send(job: Job) -> None:
-    """Put a recorded job's message on its queue (same id as the ledger row)."""
+def send(job: Job, *, countdown: float | None = None) -> None:
+    """Put a recorded job's message on its queue (same id as the ledger row), after ``countdown``
+    seconds if given (a retry's backoff)."""
     from workers.app import app
 
     headers = {constants.HEADER_PRODUCER: job.producer, constants.HEADER_TENANT: job.tenant}
     app.send_task(job.kind, kwargs=job.params, task_id=job.id, queue=job.queue, routing_key=job.queue,
-                  headers=headers)
+                  headers=headers, countdown=countdown)
 
 
 def enqueue(
@@ -36,15 +37,17 @@ def enqueue(
     status: JobStatus = JobStatus.QUEUED,
 ) -> tuple[Job, bool]:
     """Validate, record and dispatch a job; ``(job, created)``. A repeated idempotency key returns the
-    first job and sends nothing. Invalid params raise ``InvalidParamsError`` and record nothing."""
+    first job and sends nothing. Invalid params raise ``InvalidParamsError`` and record nothing; a full
+    queue raises ``QueueFullError`` (switchyard.backpressure)."""
     spec = registry.get_spec(kind)
     params = params or {}
     registry.validate_params(spec.name, params)
+    backpressure.check(spec.name)  # QueueFullError past the queue's depth limit
     job, created = jobs.create(spec.name, params, job_id=job_id, status=status, producer=producer,
                                tenant=tenant, idempotency_key=idempotency_key, callback_url=callback_url)
     if not created:
         return job, False
-    events.publish(job.id, "status", {"status": job.status.value, "source": producer})
+    events.publish(job.id, "status", {"status": job.status.value, "source": producer}, first=True)
     send(job)
     jobs.mark_dispatched(job.id)
     return job, True

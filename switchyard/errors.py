@@ -46,3 +46,15 @@ class LeaseLost(JobStopped):
 
 class SignatureError(SwitchyardError):
     """A webhook signature is missing, malformed, stale or wrong."""
+
+
+class QueueFullError(SwitchyardError):
+    """A queue holds its configured maximum of queued jobs; retry after ``retry_after`` seconds."""
+
+    def __init__(self, queue: str, depth: int, limit: int, retry_after: int):
+        self.queue = queue
+        self.depth = depth
+        self.limit = limit
+        self.retry_after = retry_after
+        super().__init__(f"queue {queue!r} is full ({depth} queued jobs, limit {limit}); "
+                         f"retry in {retry_after}s")

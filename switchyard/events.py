@@ -12,15 +12,22 @@ has already yielded and back-filling from the log if it sees a gap. It stops aft
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
+import logging
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import redis.exceptions
+
 from switchyard import constants
 from switchyard.config import get_settings
 from switchyard.redis_conn import get_redis
+
+log = logging.getLogger("switchyard.events")
 
 EVENT_TYPES = frozenset(
     {"status", "progress", "metrics", "token", "message", "update", "values", "custom", "log", "end"}
@@ -56,11 +63,20 @@ class Event:
 
 
 # KEYS: seq key, log stream, job channel, all-jobs channel
-# ARGV: job_id, ts, maxlen, ttl, then (type, data JSON, global 0/1) for each event
+# ARGV: job_id, ts, maxlen, ttl, seq floor, then (type, data JSON, global 0/1) for each event
 # Each event's JSON is built here, after INCR, so seq order = log order = publish order.
+# The floor guards the counter after Redis lost it (a restart without persistence): with no counter
+# and no floor ('') the script publishes nothing and returns nil, and the caller asks Postgres where
+# the job's log stands (_seq_floor); a counter below a given floor is raised to it.
 _PUBLISH_LUA = """
+local cur = tonumber(redis.call('GET', KEYS[1]) or '-1')
+if ARGV[5] == '' then
+  if cur < 0 then return false end
+elseif cur < tonumber(ARGV[5]) then
+  redis.call('SET', KEYS[1], ARGV[5])
+end
 local out = {}
-for i = 5, #ARGV, 3 do
+for i = 6, #ARGV, 3 do
   local seq = redis.call('INCR', KEYS[1])
   local ev = '{"seq":' .. seq .. ',"job_id":' .. cjson.encode(ARGV[1]) .. ',"type":' .. cjson.encode(ARGV[i])
           .. ',"data":' .. ARGV[i + 1] .. ',"ts":' .. ARGV[2] .. '}'
@@ -77,36 +93,118 @@ return out
 _script = None
 
 
-def publish(job_id: str, type: str, data: dict[str, Any] | None = None, *, persist: bool = True) -> Event:
+def publish(job_id: str, type: str, data: dict[str, Any] | None = None, *, persist: bool = True,
+            first: bool = False) -> Event:
     """Append one event to a job's log and publish it live. Returns the event with its ``seq``.
 
     ``persist=False`` skips the Postgres copy of a durable type (events of a job with no ledger row).
+    ``first=True`` says the job has no events yet (its counter starts at 0; saves a look-up).
     """
-    return publish_many(job_id, [(type, data)], persist=persist)[0]
+    return publish_many(job_id, [(type, data)], persist=persist, first=first)[0]
 
 
 def publish_many(job_id: str, items: list[tuple[str, dict[str, Any] | None]], *,
-                 persist: bool = True) -> list[Event]:
-    """Append several events to a job's log in one round trip, consecutive and in order."""
-    global _script
+                 persist: bool = True, first: bool = False) -> list[Event]:
+    """Append several events to a job's log in one round trip, consecutive and in order.
+
+    While Redis cannot be reached, durable types still go to Postgres (``subscribe`` replays them from
+    there) and the others are dropped: RELIABILITY.md, "Events during a Redis outage".
+    """
     for type, _data in items:
         if type not in EVENT_TYPES:
             raise ValueError(f"unknown event type {type!r}; expected one of {sorted(EVENT_TYPES)}")
+    try:
+        published = _publish_redis(job_id, items, "0" if first else _floors.pop(job_id, ""), persist)
+    except REDIS_DOWN as exc:
+        return _publish_postgres(job_id, items, persist, exc)
+    if published is None:  # Redis has no counter for this job (new job, or Redis lost it)
+        published = _publish_redis(job_id, items, str(_seq_floor(job_id, persist)), persist)
+    _remember(job_id, published[-1].seq)
+    durable = [e for e in published if e.type in DURABLE_TYPES]
+    if durable and persist:
+        _persist(durable)
+    return published
+
+
+REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+# After Redis lost a job's counter, its next seq starts this far above the last one Postgres knows:
+# the events in between (non-durable types, kept in Redis only) are gone, and a live subscriber may
+# have seen their seqs; numbers must never repeat. A subscriber treats the jump as a gap it cannot fill.
+SEQ_JUMP_AFTER_LOSS = 1_000_000
+# Per process: the last seq published per job (bounded), and floors owed to Redis after an outage.
+_last_seq: dict[str, int] = {}
+_floors: dict[str, str] = {}
+_LAST_SEQ_MAX = 10_000
+
+
+def _publish_redis(job_id: str, items: list[tuple[str, dict[str, Any] | None]], floor: str,
+                   persist: bool) -> list[Event] | None:
+    global _script
     settings = get_settings()
     client = get_redis()
     if _script is None or _script.registered_client is not client:
         _script = client.register_script(_PUBLISH_LUA)
-    args: list[Any] = [job_id, repr(time.time()), settings.event_log_maxlen, settings.event_log_ttl_s]
+    args: list[Any] = [job_id, repr(time.time()), settings.event_log_maxlen, settings.event_log_ttl_s, floor]
     for type, data in items:
         args += [type, json.dumps(data or {}, separators=(",", ":"), default=str),
                  "1" if type in GLOBAL_TYPES else "0"]
     keys = [constants.job_seq_key(job_id), constants.job_log_stream(job_id), constants.job_channel(job_id),
             constants.JOBS_CHANNEL]
-    published = [Event.from_json(raw) for raw in _script(keys=keys, args=args)]
-    durable = [e for e in published if e.type in DURABLE_TYPES]
-    if durable and persist:
-        _persist(durable)
-    return published
+    raw = _script(keys=keys, args=args)
+    return None if raw is None else [Event.from_json(r) for r in raw]
+
+
+def _remember(job_id: str, seq: int) -> None:
+    if len(_last_seq) >= _LAST_SEQ_MAX:
+        _last_seq.pop(next(iter(_last_seq)))
+    _last_seq[job_id] = seq
+
+
+def _seq_floor(job_id: str, persist: bool) -> int:
+    """Where a job's counter resumes when Redis has none: 0 for a job with no events anywhere, else past
+    every seq it may have had (Postgres's durable copy, this process's memory) plus a safety jump."""
+    known = _last_seq.get(job_id, 0)
+    if persist:
+        from switchyard.db import connection
+
+        with connection() as conn:
+            row = conn.execute("SELECT max(seq) AS seq FROM job_events WHERE job_id = %s", (job_id,)).fetchone()
+        known = max(known, row["seq"] or 0)
+    return known + SEQ_JUMP_AFTER_LOSS if known else 0
+
+
+def _publish_postgres(job_id: str, items: list[tuple[str, dict[str, Any] | None]], persist: bool,
+                      exc: Exception) -> list[Event]:
+    """Redis is down: append the durable events to Postgres's copy (seq after every one this process or
+    Postgres knows), drop the rest. Returns what was kept (a dropped event comes back with seq 0)."""
+    from switchyard.db import connection
+
+    log.warning("Redis unreachable (%s): job %s's %s kept in Postgres only", exc, job_id,
+                [t for t, _ in items])
+    out: list[Event] = []
+    ts = time.time()
+    for type, data in items:
+        if type not in DURABLE_TYPES or not persist:
+            out.append(Event(seq=0, job_id=job_id, type=type, data=data or {}, ts=ts))
+            continue
+        with connection() as conn:
+            # One statement picks the next seq and inserts; a concurrent writer's conflict is retried.
+            while True:
+                row = conn.execute(
+                    "INSERT INTO job_events (job_id, seq, type, data, ts)"
+                    " SELECT %(id)s, greatest(coalesce(max(seq), 0), %(known)s) + 1, %(type)s, %(data)s, %(ts)s"
+                    " FROM job_events WHERE job_id = %(id)s ON CONFLICT DO NOTHING RETURNING seq",
+                    {"id": job_id, "known": _last_seq.get(job_id, 0), "type": type,
+                     "data": json.dumps(data or {}, default=str), "ts": ts},
+                ).fetchone()
+                if row is not None:
+                    break
+        event = Event(seq=row["seq"], job_id=job_id, type=type, data=data or {}, ts=ts)
+        _remember(job_id, event.seq)
+        # The next publish through Redis must continue above this seq, even if Redis kept its counter.
+        _floors[job_id] = str(event.seq)
+        out.append(event)
+    return out
 
 
 def _persist(durable: list[Event]) -> None:
@@ -122,8 +220,12 @@ def _persist(durable: list[Event]) -> None:
 
 
 def replay(job_id: str, after_seq: int = 0) -> list[Event]:
-    """Every logged event with ``seq > after_seq``, in order: the Redis log, else Postgres's copy."""
-    logged = _logged(get_redis().xrange(constants.job_log_stream(job_id)))
+    """Every logged event with ``seq > after_seq``, in order: the Redis log, else Postgres's copy (alone
+    while Redis is down)."""
+    try:
+        logged = _logged(get_redis().xrange(constants.job_log_stream(job_id)))
+    except REDIS_DOWN:
+        logged = []
     if _incomplete(logged, after_seq):
         logged = _merged(logged, _durable_events(job_id, after_seq))
     return [e for e in logged if e.seq > after_seq]
@@ -135,7 +237,10 @@ async def areplay(job_id: str, after_seq: int = 0) -> list[Event]:
 
     from switchyard.redis_conn import get_async_redis
 
-    logged = _logged(await get_async_redis().xrange(constants.job_log_stream(job_id)))
+    try:
+        logged = _logged(await get_async_redis().xrange(constants.job_log_stream(job_id)))
+    except REDIS_DOWN:
+        logged = []
     if _incomplete(logged, after_seq):
         durable = await anyio.to_thread.run_sync(_durable_events, job_id, after_seq)
         logged = _merged(logged, durable)
@@ -147,8 +252,11 @@ def _logged(entries: list) -> list[Event]:
 
 
 def _incomplete(logged: list[Event], after_seq: int) -> bool:
-    # Trimmed or expired in Redis: the durable events from Postgres fill what they can.
-    return not logged or logged[0].seq > after_seq + 1
+    # Trimmed or expired in Redis, or with a hole (events kept in Postgres only while Redis was down,
+    # or a counter that jumped after Redis lost it): the durable events from Postgres fill what they can.
+    if not logged or logged[0].seq > after_seq + 1:
+        return True
+    return any(later.seq - earlier.seq > 1 for earlier, later in itertools.pairwise(logged))
 
 
 def _merged(logged: list[Event], durable: list[Event]) -> list[Event]:
@@ -196,14 +304,22 @@ def subscribe(
     published from then on is missed), replay the log, then follow live messages, filling any gap from
     the log. ``timeout`` bounds the wait for the *next* event (``TimeoutError``); ``None`` waits forever.
     """
-    pubsub = get_redis().pubsub(ignore_subscribe_messages=True)
-    pubsub.subscribe(constants.job_channel(job_id))
+    pubsub = _open_pubsub(job_id)
     cursor = _Cursor(after_seq)
     try:
         yield from cursor.fresh(replay(job_id, cursor.last))
         waited = 0.0
         while not cursor.done:
-            message = pubsub.get_message(timeout=poll_s)
+            message = None
+            if pubsub is None:  # Redis is down: read Postgres's copy until it is back
+                time.sleep(poll_s)
+                pubsub = _open_pubsub(job_id)
+            else:
+                try:
+                    message = pubsub.get_message(timeout=poll_s)
+                except REDIS_DOWN:  # redis-py's own reconnect attempts gave up
+                    _close_quietly(pubsub)
+                    pubsub = None
             if message is None:
                 waited += poll_s
                 # Quiet channel: the log may hold what pub/sub dropped (a reconnect, say).
@@ -217,22 +333,58 @@ def subscribe(
                 waited = 0.0
                 yield from batch
     finally:
+        if pubsub is not None:
+            _close_quietly(pubsub)
+
+
+def _open_pubsub(job_id: str):  # -> redis.client.PubSub | None
+    """A pub/sub subscribed to the job's channel, or ``None`` while Redis cannot be reached."""
+    pubsub = get_redis().pubsub(ignore_subscribe_messages=True)
+    try:
+        pubsub.subscribe(constants.job_channel(job_id))
+    except REDIS_DOWN:
+        _close_quietly(pubsub)
+        return None
+    return pubsub
+
+
+def _close_quietly(pubsub) -> None:
+    with contextlib.suppress(*REDIS_DOWN):
         pubsub.close()
 
 
 async def asubscribe(job_id: str, after_seq: int = 0, *, poll_s: float = 1.0) -> AsyncIterator[Event]:
     """``subscribe`` for asyncio code: no thread per subscriber. Closing the iterator (a client that
     went away) releases its Redis connection at once."""
+    import asyncio
+
     from switchyard.redis_conn import get_async_redis
 
-    pubsub = get_async_redis().pubsub(ignore_subscribe_messages=True)
-    await pubsub.subscribe(constants.job_channel(job_id))
+    async def open_pubsub():
+        pubsub = get_async_redis().pubsub(ignore_subscribe_messages=True)
+        try:
+            await pubsub.subscribe(constants.job_channel(job_id))
+        except REDIS_DOWN:
+            await pubsub.aclose()
+            return None
+        return pubsub
+
+    pubsub = await open_pubsub()
     cursor = _Cursor(after_seq)
     try:
         for event in cursor.fresh(await areplay(job_id, cursor.last)):
             yield event
         while not cursor.done:
-            message = await pubsub.get_message(timeout=poll_s)
+            message = None
+            if pubsub is None:  # Redis is down: read Postgres's copy until it is back
+                await asyncio.sleep(poll_s)
+                pubsub = await open_pubsub()
+            else:
+                try:
+                    message = await pubsub.get_message(timeout=poll_s)
+                except REDIS_DOWN:
+                    await pubsub.aclose()
+                    pubsub = None
             if message is None:
                 batch = cursor.fresh(await areplay(job_id, cursor.last))
             else:
@@ -241,4 +393,5 @@ async def asubscribe(job_id: str, after_seq: int = 0, *, poll_s: float = 1.0) ->
             for event in batch:
                 yield event
     finally:
-        await pubsub.aclose()
+        if pubsub is not None:
+            await pubsub.aclose()

@@ -6,7 +6,8 @@ SQL statement, so every transition is atomic and safe against concurrent workers
 - ``create`` (enqueue; idempotent per producer and key),
 - ``claim`` (a worker takes the job: only if it is queued, or running under an expired lease),
 - ``renew_leases`` (heartbeat), ``finish`` (only by the lease holder), ``request_cancel``,
-- ``requeue_expired`` (the reaper).
+- ``requeue_expired`` (the reaper), ``take_stale_queued`` and ``fail_exhausted`` (the reaper, under
+  faults: RELIABILITY.md), ``release_for_retry`` (after an infrastructure fault).
 """
 
 from __future__ import annotations
@@ -60,6 +61,8 @@ class Job:
     started_at: datetime | None
     finished_at: datetime | None
     updated_at: datetime
+    redispatches: int = 0  # re-sends by the reaper (a queued job nobody claimed in time)
+    infra_retries: int = 0  # releases after an infrastructure fault (lost Redis/Postgres/broker)
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Job:
@@ -115,7 +118,7 @@ UPDATE jobs SET status = 'running', attempts = attempts + 1, lease_owner = %(own
        lease_expires_at = now() + make_interval(secs => %(lease_s)s), worker = %(worker)s,
        started_at = coalesce(started_at, now()), dispatched_at = coalesce(dispatched_at, now()),
        updated_at = now()
-WHERE id = %(id)s AND NOT cancel_requested
+WHERE id = %(id)s AND NOT cancel_requested AND attempts < %(max_attempts)s
   AND (status = 'queued' OR (status = 'running' AND (lease_expires_at IS NULL OR lease_expires_at < now())))
 RETURNING *
 """
@@ -175,6 +178,47 @@ WHERE id IN (SELECT id FROM jobs WHERE status = 'queued' AND dispatched_at IS NU
              AND created_at < now() - make_interval(secs => %(grace_s)s)
              LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
 RETURNING *
+"""
+
+# Re-send: queued jobs whose last send is older than the re-send delay (doubling per re-send, up to
+# 16x) and that nobody claimed: their message may have died with the broker (Redis without
+# persistence, a purged queue, a failover). Bumping dispatched_at in the same statement, under SKIP
+# LOCKED, means two reapers never re-send one job at once; a duplicate message is dropped by the claim.
+STALE_QUEUED_SQL = """
+UPDATE jobs SET dispatched_at = now(), redispatches = redispatches + 1
+WHERE id IN (SELECT id FROM jobs WHERE status = 'queued' AND NOT cancel_requested
+             AND dispatched_at < now() - make_interval(secs => %(after_s)s * power(2, least(redispatches, 4)))
+             ORDER BY dispatched_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
+RETURNING *
+"""
+
+# Jobs started max_attempts times that would start again (queued, or running under an expired lease:
+# their worker keeps dying, e.g. killed for memory) end failed instead of looping. Runs before
+# REQUEUE_EXPIRED_SQL in the reaper; the claim refuses them too.
+FAIL_EXHAUSTED_SQL = """
+UPDATE jobs SET status = 'failed', finished_at = now(), updated_at = now(), lease_owner = NULL,
+       lease_expires_at = NULL,
+       error = jsonb_build_object('type', 'too_many_attempts', 'attempts', attempts,
+                                  'message', format('started %%s times (limit %%s); its worker died each time',
+                                                    attempts, %(max_attempts)s::int))
+WHERE id IN (SELECT id FROM jobs WHERE attempts >= %(max_attempts)s AND NOT cancel_requested
+             AND (status = 'queued' OR (status = 'running' AND lease_expires_at < now()))
+             LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
+RETURNING *
+"""
+
+# Back to the queue after an infrastructure fault, counted; refused once the retries are spent.
+RELEASE_FOR_RETRY_SQL = """
+UPDATE jobs SET status = 'queued', lease_owner = NULL, lease_expires_at = NULL, updated_at = now(),
+       dispatched_at = now(), infra_retries = infra_retries + 1
+WHERE id = %(id)s AND lease_owner = %(owner)s AND status = 'running' AND infra_retries < %(max_retries)s
+RETURNING *
+"""
+
+# Backpressure: queued jobs of these kinds, counted up to the limit only (a bounded index scan).
+QUEUED_DEPTH_SQL = """
+SELECT count(*) AS depth FROM (SELECT 1 FROM jobs WHERE status = 'queued' AND kind = ANY(%(kinds)s)
+                               LIMIT %(limit)s) AS queued
 """
 
 
@@ -258,11 +302,16 @@ def mark_dispatched(job_id: str) -> None:
         conn.execute(MARK_DISPATCHED_SQL, (job_id,))
 
 
-def claim(job_id: str, owner: str, worker: str, lease_s: float) -> Job | None:
+def claim(job_id: str, owner: str, worker: str, lease_s: float, *, max_attempts: int | None = None) -> Job | None:
     # Not durable: a claim lost in a Postgres crash leaves the job queued; our next heartbeat then finds
     # no lease (LeaseLost) and the job runs again from the queue. Finishing, by contrast, is durable.
-    return _one(CLAIM_SQL, {"id": job_id, "owner": owner, "worker": worker, "lease_s": lease_s},
-                durable=False)
+    # A job already started max_attempts times is not claimed; the reaper ends it (fail_exhausted).
+    if max_attempts is None:
+        from switchyard.config import get_settings
+
+        max_attempts = get_settings().max_attempts
+    return _one(CLAIM_SQL, {"id": job_id, "owner": owner, "worker": worker, "lease_s": lease_s,
+                            "max_attempts": max_attempts}, durable=False)
 
 
 def renew_leases(job_ids: list[str], owner: str, lease_s: float) -> dict[str, bool]:
@@ -316,3 +365,25 @@ def set_status(job_id: str, status: JobStatus) -> Job | None:
         " AND status IN ('validating_files', 'queued') RETURNING *",
         {"id": job_id, "status": status.value},
     )
+
+
+def take_stale_queued(after_s: float, limit: int = 100) -> list[Job]:
+    """Queued jobs to send again (nobody claimed them in time); each one's re-send is counted."""
+    return _many(STALE_QUEUED_SQL, {"after_s": after_s, "limit": limit})
+
+
+def fail_exhausted(max_attempts: int, limit: int = 100) -> list[Job]:
+    """End ``failed`` (``too_many_attempts``) the jobs that would otherwise start a further time."""
+    return _many(FAIL_EXHAUSTED_SQL, {"max_attempts": max_attempts, "limit": limit})
+
+
+def release_for_retry(job_id: str, owner: str, max_retries: int) -> Job | None:
+    """Queue a job we hold again after an infrastructure fault; ``None`` if we lost the lease or its
+    retries are spent."""
+    return _one(RELEASE_FOR_RETRY_SQL, {"id": job_id, "owner": owner, "max_retries": max_retries})
+
+
+def queued_depth(kinds: list[str], limit: int) -> int:
+    """How many jobs of ``kinds`` are queued, counting no further than ``limit``."""
+    with connection() as conn:
+        return conn.execute(QUEUED_DEPTH_SQL, {"kinds": kinds, "limit": limit}).fetchone()["depth"]

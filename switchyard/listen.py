@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import socket
+import time
 from dataclasses import dataclass
 
 import redis
@@ -21,6 +22,7 @@ import redis
 from switchyard import constants, dispatch
 from switchyard.errors import InvalidParamsError, UnknownTaskError
 from switchyard.redis_conn import get_redis
+from switchyard.runner import INFRA_FAULTS
 
 log = logging.getLogger("switchyard.listen")
 
@@ -49,10 +51,28 @@ class Listener:
 
     def run(self, *, stop_after: int | None = None) -> int:
         """Consume until stopped (or until ``stop_after`` entries were handled). Returns the count."""
-        self.ensure_group()
         handled = 0
+        delay = 0.0
+        needs_group = True
         while stop_after is None or handled < stop_after:
-            handled += self.poll_once()
+            try:
+                if delay:
+                    time.sleep(delay)
+                if needs_group:  # at start, and after an outage: a Redis restarted empty lost the group
+                    self.ensure_group()
+                    needs_group = False
+                handled += self.poll_once()
+                delay = 0.0
+            except redis.ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                needs_group = True
+            except INFRA_FAULTS as exc:
+                needs_group = True
+                # Redis, Postgres or the broker went away: wait and resume. An entry read but not
+                # acknowledged is taken over again (_reclaim); its idempotency key keeps it one job.
+                delay = min(max(delay * 2, 0.5), 10.0)
+                log.warning("listener: %s: %s; retrying in %.1fs", type(exc).__name__, exc, delay)
         return handled
 
     def poll_once(self) -> int:

@@ -12,6 +12,13 @@ from switchyard.config import get_settings
 from switchyard.errors import ConfigurationError
 
 _clients: dict[tuple[int, str], redis.Redis] = {}
+
+# Reconnection (RELIABILITY.md): redis-py already retries a command on ConnectionError/TimeoutError
+# (10 times, exponential backoff with jitter up to 1 s, on a fresh connection) and reconnects a pub/sub
+# on its next read; we add a health check of idle connections and TCP keepalive, so a restarted Redis
+# is noticed before a command is lost on a dead socket. Longer outages surface as ConnectionError:
+# events.publish then keeps durable types in Postgres, and subscribers reconnect (events.subscribe).
+CLIENT_OPTIONS = {"health_check_interval": 30, "socket_keepalive": True, "socket_connect_timeout": 5}
 _lock = threading.Lock()
 
 
@@ -32,7 +39,7 @@ def get_redis(url: str | None = None) -> redis.Redis:
         with _lock:
             client = _clients.get(key)
             if client is None:
-                client = redis.Redis.from_url(url, health_check_interval=30)
+                client = redis.Redis.from_url(url, **CLIENT_OPTIONS)
                 _clients[key] = client
     return client
 
@@ -47,7 +54,7 @@ def get_async_redis(url: str | None = None) -> redis.asyncio.Redis:
     key = (os.getpid(), url, id(asyncio.get_running_loop()))
     client = _async_clients.get(key)
     if client is None:
-        client = _async_clients[key] = redis.asyncio.Redis.from_url(url, health_check_interval=30)
+        client = _async_clients[key] = redis.asyncio.Redis.from_url(url, **CLIENT_OPTIONS)
     return client
 
 

@@ -7,11 +7,16 @@ directly. A task's own function only sees its validated parameters and a ``JobCo
 from __future__ import annotations
 
 import logging
+import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import kombu.exceptions
+import psycopg
+import psycopg_pool
+import redis.exceptions
 from pydantic import BaseModel
 
 from switchyard import events, jobs, registry
@@ -69,7 +74,7 @@ def _run(delivery: Delivery, fn: JobFunction, precheck: PreCheck | None) -> Any:
         delivery.redeliver()
         return None
     # The common case, a recorded job with no pre-check, costs one statement: the claim itself.
-    claimed = None if precheck is not None else jobs.claim(delivery.job_id, owner, worker, lease_s)
+    claimed = None if precheck is not None else _ledger(jobs.claim, delivery.job_id, owner, worker, lease_s)
     if claimed is None:
         job = _ensure_row(delivery)
         if job is None:
@@ -82,7 +87,7 @@ def _run(delivery: Delivery, fn: JobFunction, precheck: PreCheck | None) -> Any:
                 return None
             if job.status is JobStatus.VALIDATING_FILES and jobs.set_status(job.id, JobStatus.QUEUED):
                 events.publish(job.id, "status", {"status": "queued"})
-        claimed = jobs.claim(job.id, owner, worker, lease_s)
+        claimed = _ledger(jobs.claim, job.id, owner, worker, lease_s)
     if claimed is None:
         current = jobs.find(delivery.job_id)
         log.info("dropping duplicate delivery of job %s (status %s, lease held by %s)", delivery.job_id,
@@ -111,19 +116,93 @@ def _run(delivery: Delivery, fn: JobFunction, precheck: PreCheck | None) -> Any:
         log.warning("job %s: lease lost to another worker; stopping without writing", claimed.id)
         return None
     except Exception as exc:  # the job's own failure: recorded, never re-raised into Celery
-        log.exception("job %s failed", claimed.id)
-        status = JobStatus.FAILED
-        error = {"type": type(exc).__name__, "message": str(exc),
-                 "traceback": traceback.format_exc(limit=8)}
+        fault = infra_fault(exc)
+        if fault is not None:
+            lease_keeper().remove(claimed.id)
+            if _retry_after_infra_fault(claimed, owner, fault):
+                return None
+            log.error("job %s: infrastructure fault and no retries left: %r", claimed.id, fault)
+            status = JobStatus.FAILED
+            error = {"type": "infrastructure_error", "message": (
+                f"{type(fault).__name__}: {fault} (retried {claimed.infra_retries} times; "
+                "limit SWITCHYARD_MAX_INFRA_RETRIES)")}
+        else:
+            log.exception("job %s failed", claimed.id)
+            status = JobStatus.FAILED
+            error = {"type": type(exc).__name__, "message": str(exc),
+                     "traceback": traceback.format_exc(limit=8)}
     finally:
         lease_keeper().remove(claimed.id)
 
-    ended = jobs.finish(claimed.id, owner, status, result=result, error=error)
+    ended = _ledger(jobs.finish, claimed.id, owner, status, result=result, error=error)
     if ended is None:
         log.warning("job %s: lease lost before finishing; another worker owns it", claimed.id)
         return None
     announce_end(ended)
     return result
+
+
+# --- infrastructure faults (RELIABILITY.md) -----------------------------------------------------------
+
+# A lost connection to Redis, Postgres or the broker: the job is not at fault, so it is retried.
+INFRA_FAULTS: tuple[type[BaseException], ...] = (
+    redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, psycopg.OperationalError,
+    psycopg_pool.PoolTimeout, kombu.exceptions.OperationalError,
+)
+# OperationalError subclasses that are the statement's own doing, not the connection's.
+_NOT_INFRA: tuple[type[BaseException], ...] = (psycopg.errors.QueryCanceled,)
+
+
+def infra_fault(exc: BaseException) -> BaseException | None:
+    """The infrastructure fault behind ``exc`` (itself, or a cause it wraps), else ``None``."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, INFRA_FAULTS) and not isinstance(current, _NOT_INFRA):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _ledger(write: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run one of the runner's ledger writes, retrying with backoff while Postgres is unreachable
+    (a restart, a failover) for up to ``ledger_retry_s``; then the error propagates and the message,
+    acknowledged late, is left to the reaper (the ledger row still says where the job stands)."""
+    deadline = time.monotonic() + get_settings().ledger_retry_s
+    delay = 0.2
+    while True:
+        try:
+            return write(*args, **kwargs)
+        except (psycopg.OperationalError, psycopg_pool.PoolTimeout) as exc:
+            if isinstance(exc, _NOT_INFRA) or time.monotonic() + delay > deadline:
+                raise
+            log.warning("ledger write %s failed (%s); retrying in %.1fs", write.__name__, exc, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
+def _retry_after_infra_fault(job: Job, owner: str, fault: BaseException) -> bool:
+    """Put a job that lost a connection back in the queue and send it again after a backoff. False when
+    its infrastructure retries are spent (the caller fails it)."""
+    from switchyard.dispatch import send
+
+    settings = get_settings()
+    released = _ledger(jobs.release_for_retry, job.id, owner, settings.max_infra_retries)
+    if released is None:
+        current = _ledger(jobs.find, job.id)
+        # Not ours any more (lease lost): nothing to do. Still ours: the retries are spent.
+        return not (current is not None and current.status is JobStatus.RUNNING and current.lease_owner == owner)
+    delay = settings.infra_retry_backoff_s * 2 ** (released.infra_retries - 1)
+    log.warning("job %s: infrastructure fault (%s: %s); retry %d/%d in %.1fs", job.id, type(fault).__name__,
+                fault, released.infra_retries, settings.max_infra_retries, delay)
+    try:
+        events.publish(job.id, "status", {"status": "queued", "reason": "infrastructure fault",
+                                          "fault": type(fault).__name__, "retry_in": delay})
+        send(released, countdown=delay)
+    except INFRA_FAULTS as exc:  # still down: the reaper sends it again once it stays unclaimed
+        log.warning("job %s: could not send the retry now (%s); the reaper will", job.id, exc)
+    return True
 
 
 def _fail_invalid(delivery: Delivery, exc: InvalidParamsError) -> None:

@@ -10,7 +10,7 @@ from kombu import Queue
 
 from switchyard import constants
 from switchyard.config import get_settings
-from workers import signals  # noqa: F401 - connects the worker signal handlers
+from workers import broker_compat, signals  # noqa: F401 - a Redis-transport fix; the worker signal handlers
 
 TASK_MODULES = ["tasks.control", "tasks.index", "tasks.finetune", "tasks.agent", "tasks.evaluate"]
 
@@ -37,6 +37,9 @@ def celery_config() -> dict:
         worker_prefetch_multiplier=1,
         worker_hijack_root_logger=False,
         broker_connection_retry_on_startup=True,
+        # A broker restart is waited out, never fatal: retry forever (RELIABILITY.md); the reaper re-sends
+        # whatever the broker lost meanwhile.
+        broker_connection_max_retries=None,
         task_queues=[Queue(q, routing_key=q) for q in (*constants.QUEUES, constants.DEFAULT_QUEUE)],
         task_default_queue=constants.DEFAULT_QUEUE,
         task_routes={f"switchyard.{q}.*": {"queue": q, "routing_key": q} for q in constants.QUEUES},

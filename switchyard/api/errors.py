@@ -50,6 +50,7 @@ ERROR_MAP: dict[type[Exception], tuple[int, str]] = {
     errors.InvalidParamsError: (status.HTTP_422_UNPROCESSABLE_CONTENT, "invalid_params"),
     errors.SignatureError: (status.HTTP_401_UNAUTHORIZED, "invalid_signature"),
     errors.ConfigurationError: (status.HTTP_503_SERVICE_UNAVAILABLE, "not_configured"),
+    errors.QueueFullError: (status.HTTP_429_TOO_MANY_REQUESTS, "queue_full"),
     errors.SwitchyardError: (status.HTTP_500_INTERNAL_SERVER_ERROR, "internal_error"),
 }
 
@@ -170,7 +171,8 @@ async def _switchyard_error(_request: Request, exc: Exception) -> JSONResponse:
         message = f"no job {exc}"
     if code >= 500:
         log.error("%s: %s", type(exc).__name__, exc)
-    return error_response(code, type_, message, details=details)
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, errors.QueueFullError) else None
+    return error_response(code, type_, message, details=details, headers=headers)
 
 
 async def _backend_error(_request: Request, exc: Exception) -> JSONResponse:
