@@ -7,9 +7,10 @@ import logging
 
 import httpx
 
-from switchyard import jobs, signing
+from switchyard import egress, jobs, signing
 from switchyard.config import get_settings
 from switchyard.db import connection
+from switchyard.errors import InputRefused
 from switchyard.jobs import Job
 
 log = logging.getLogger("switchyard.callbacks")
@@ -52,12 +53,19 @@ def deliver_callback(job_id: str, *, timeout_s: float = 10.0) -> float | None:
         headers[signing.HEADER] = signing.sign(secret, body)
     code, error = None, None
     try:
-        response = httpx.post(job.callback_url, content=body, headers=headers, timeout=timeout_s)
+        # The caller named this URL: the egress policy decides where it may go (checked at the way in
+        # and again here, at the connect, since DNS answers and configuration can change).
+        with egress.client(timeout=timeout_s) as http:
+            response = http.post(job.callback_url, content=body, headers=headers)
         code = response.status_code
         if response.is_success:
             _record(job.id, "delivered", None, code)
             return None
         error = f"HTTP {code}"
+    except InputRefused as exc:  # refused stays refused: no retries
+        _record(job.id, "failed", str(exc), None)
+        log.error("callback for job %s refused: %s", job.id, exc)
+        return None
     except httpx.HTTPError as exc:
         error = f"{type(exc).__name__}: {exc}"
     attempts = _record(job.id, "pending", error, code)

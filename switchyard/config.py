@@ -60,6 +60,28 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
 
     def webhook_secret_for(self, source: str | None) -> str | None:
+
+    # Inputs a caller names (docs/security-inputs.md). File paths are read only under these roots
+    # (comma-separated directories or fsspec URL prefixes), besides the uploads directory.
+    file_roots: str = ""
+    # One egress policy for caller-named URLs (ingest URLs, inline model base_urls, callbacks): when set,
+    # only these hosts (example.com, *.example.com) or URL prefixes (https://host[:port]/path/) may be
+    # named; private, loopback and link-local addresses need allow_private or an explicit entry.
+    egress_allow: str = ""
+    egress_allow_private: bool = False
+    egress_max_bytes: int = 64 * 1024 * 1024
+    egress_timeout_s: float = 30.0
+    egress_max_redirects: int = 5
+
+    # HTTP API limits, for every route (ASGI middleware): body bytes (multipart uploads to /v1/files
+    # get the fine-tune pool's max_file_bytes instead), JSON nesting depth, and a token bucket per API
+    # key / webhook source / client address in Redis (rate_limit_per_s = 0 turns it off).
+    api_max_body: int = 1_048_576
+    api_max_json_depth: int = 64
+    rate_limit_per_s: float = 100.0
+    rate_limit_burst: int = 500
+    # When set, GET /metrics wants "Authorization: Bearer <key>".
+    metrics_key: SecretStr | None = None
         """The HMAC secret for a webhook source (``WEBHOOK_SECRET_<SOURCE>``), else the default one."""
         if source:
             per_source = os.environ.get(f"SWITCHYARD_WEBHOOK_SECRET_{source.upper().replace('-', '_')}")
@@ -86,7 +108,7 @@ class Settings(BaseSettings):
     def masked(self) -> dict:
         """The effective configuration as JSON-ready data, secrets and URL passwords masked."""
         data = self.model_dump(mode="json")
-        for key in ("webhook_secret", "api_keys"):
+        for key in ("webhook_secret", "api_keys", "metrics_key"):
             data[key] = "***" if data.get(key) else None
         for key in ("database_url", "redis_url", "broker_url"):
             data[key] = _mask_url(data.get(key))

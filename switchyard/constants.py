@@ -32,6 +32,11 @@ def shutdown_key(owner: str) -> str:
     return f"switchyard:shutdown:{owner}"
 
 
+# API rate limit: one token bucket per caller (switchyard.api.ratelimit), shared by API replicas.
+def rate_limit_key(who: str) -> str:
+    return f"switchyard:ratelimit:{who}"
+
+
 # Trigger stream (`switchyard listen`)
 TRIGGER_STREAM = "switchyard:triggers"
 TRIGGER_DEAD_LETTER = "switchyard:triggers:dead"

@@ -169,6 +169,9 @@ class DevStack:
             wait_for_port(redis.port)
             env_updates["SWITCHYARD_REDIS_URL"] = redis.url
         os.environ.update(env_updates)
+        # The demo corpus is read by path: the one file root of the embedded stack besides uploads
+        # (docs/security-inputs.md). Explicit settings win.
+        os.environ.setdefault("SWITCHYARD_FILE_ROOTS", str(DEMO_CORPUS))
         os.environ.setdefault("SWITCHYARD_STATE_DIR", str(self.state))
         settings = reload_settings()
 

@@ -48,6 +48,14 @@ class SignatureError(SwitchyardError):
     """A webhook signature is missing, malformed, stale or wrong."""
 
 
+class InputRefused(SwitchyardError):
+    """A path, URL or value a caller named is outside the input policy; ``rule`` names the rule."""
+
+    def __init__(self, message: str, rule: str):
+        self.rule = rule
+        super().__init__(message)
+
+
 class QueueFullError(SwitchyardError):
     """A queue holds its configured maximum of queued jobs; retry after ``retry_after`` seconds."""
 

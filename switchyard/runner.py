@@ -25,6 +25,7 @@ from switchyard.context import JobContext, lease_keeper, lease_owner, shutting_d
 from switchyard.errors import InvalidParamsError, JobCancelled, LeaseLost, WorkerShuttingDown
 from switchyard.jobs import Job, JobStatus
 from switchyard.logs import current_job_id
+from switchyard.secret_params import redact
 
 log = logging.getLogger("switchyard.runner")
 
@@ -220,7 +221,7 @@ def _fail_invalid(delivery: Delivery, exc: InvalidParamsError) -> None:
 def _ensure_row(delivery: Delivery) -> Job | None:
     """The job's ledger row, created if the message came from a raw producer. ``None`` = drop it."""
     job, created = jobs.create(
-        delivery.task, delivery.kwargs, job_id=delivery.job_id, producer=delivery.producer,
+        delivery.task, redact(delivery.kwargs), job_id=delivery.job_id, producer=delivery.producer,
         tenant=delivery.tenant, idempotency_key=delivery.idempotency_key,
         callback_url=delivery.callback_url,
     )

@@ -37,6 +37,13 @@ TEST_ENV = {
 }
 
 
+# Inputs (docs/security-inputs.md): tests read the demo files by path, and outbound webhooks go to
+# receivers on "localhost" (an explicit allowlist entry may be a loopback address). Set here, not in
+# the stack fixture, because unit tests read demo files too; security tests override both.
+os.environ.setdefault("SWITCHYARD_FILE_ROOTS", str(ROOT / "demo"))
+os.environ.setdefault("SWITCHYARD_EGRESS_ALLOW", "localhost")
+
+
 class Stack:
     def __init__(self, state_dir: Path, database_url: str, redis_url: str, broker_url: str):
         self.state_dir = state_dir

@@ -8,6 +8,9 @@ import logging
 
 from fastapi import FastAPI
 
+from switchyard.api.limits import RequestLimits
+from switchyard.api.ratelimit import RateLimit
+
 log = logging.getLogger("switchyard.api")
 
 # Routers, in the order their paths are matched. A pool's router is mounted when its module exists.
@@ -19,6 +22,7 @@ ROUTERS = [
     "switchyard.api.openai_files",
     "switchyard.api.openai_finetune",
     "switchyard.api.langgraph",
+    "switchyard.api.evaluation",
 ]
 
 
@@ -32,4 +36,8 @@ def create_app() -> FastAPI:
         app.include_router(module.router)
         if hasattr(module, "install"):
             module.install(app)  # exception handlers and the like
+    # Every route, whatever its router: body size and JSON depth limits inside the per-caller rate
+    # limit (added last = outermost), so a flood of oversized requests is also counted.
+    app.add_middleware(RequestLimits)
+    app.add_middleware(RateLimit)
     return app

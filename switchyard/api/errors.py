@@ -49,6 +49,7 @@ ERROR_MAP: dict[type[Exception], tuple[int, str]] = {
     errors.UnknownTaskError: (status.HTTP_404_NOT_FOUND, "unknown_kind"),
     errors.InvalidParamsError: (status.HTTP_422_UNPROCESSABLE_CONTENT, "invalid_params"),
     errors.SignatureError: (status.HTTP_401_UNAUTHORIZED, "invalid_signature"),
+    errors.InputRefused: (status.HTTP_422_UNPROCESSABLE_CONTENT, "input_refused"),
     errors.ConfigurationError: (status.HTTP_503_SERVICE_UNAVAILABLE, "not_configured"),
     errors.QueueFullError: (status.HTTP_429_TOO_MANY_REQUESTS, "queue_full"),
     errors.SwitchyardError: (status.HTTP_500_INTERNAL_SERVER_ERROR, "internal_error"),

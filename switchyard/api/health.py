@@ -8,6 +8,7 @@ status, durations of finished jobs, events per job) and the broker (queue depth)
 from __future__ import annotations
 
 import contextlib
+import hmac
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -15,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import redis
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, HTTPException, Request, Response, status
 from fastapi.responses import JSONResponse
 from kombu import Connection
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -23,6 +24,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 from switchyard import constants
+from switchyard.api.auth import presented_key
+from switchyard.api.errors import ErrorBody
 from switchyard.config import get_settings
 from switchyard.db import get_pool
 from switchyard.redis_conn import redis_url
@@ -245,6 +248,13 @@ REGISTRY.register(LedgerCollector())
 
 
 @router.get("/metrics", summary="Prometheus metrics, read from the ledger and broker at scrape time",
-            response_class=Response)
-def metrics() -> Response:
+            description="With `SWITCHYARD_METRICS_KEY` set, send `Authorization: Bearer <key>`.",
+            response_class=Response,
+            responses={401: {"model": ErrorBody, "description": "METRICS_KEY is set and was not sent"}})
+def metrics(request: Request) -> Response:
+    key = get_settings().metrics_key
+    if key is not None and not hmac.compare_digest((presented_key(request) or "").encode(),
+                                                   key.get_secret_value().encode()):
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing or invalid metrics key",
+                            headers={"WWW-Authenticate": "Bearer"})
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from switchyard.errors import SwitchyardError
+from switchyard import egress, sandbox
+from switchyard.errors import InputRefused, SwitchyardError
 from switchyard.retrieval.chunking import Block, markdown_blocks, text_blocks
 from switchyard.retrieval.schemas import DocumentIn, FileIn
 
@@ -69,23 +70,29 @@ def _read(file: FileIn) -> tuple[bytes, str]:
     if file.content_base64 is not None:
         return base64.b64decode(file.content_base64), file.name or file.id or "inline"
     if file.path is not None:
-        path = Path(file.path).expanduser()
+        # Only under the configured file roots, checked on the resolved path before any read; the
+        # resolved path is what is read (switchyard.sandbox).
+        try:
+            path = sandbox.check_path(file.path)
+        except InputRefused as exc:
+            raise ParseError(str(exc)) from None
         try:
             if path.stat().st_size > MAX_FILE_BYTES:
-                raise ParseError(f"{path}: larger than {MAX_FILE_BYTES} bytes")
-            return path.read_bytes(), str(path)
+                raise ParseError(f"{file.path}: larger than {MAX_FILE_BYTES} bytes")
+            return path.read_bytes(), file.path
         except OSError as exc:
-            raise ParseError(f"{path}: cannot read: {exc.strerror or exc}") from None
+            raise ParseError(f"{file.path}: cannot read: {exc.strerror or exc}") from None
     import httpx
 
+    # Through the egress policy: allowlist, no private addresses, redirects checked hop by hop, size
+    # and time limits (switchyard.egress).
     try:
-        response = httpx.get(file.url or "", follow_redirects=True, timeout=30)
-        response.raise_for_status()
+        content, _final_url = egress.fetch(file.url or "", max_bytes=MAX_FILE_BYTES)
+    except InputRefused as exc:
+        raise ParseError(f"{file.url}: {exc}") from None
     except httpx.HTTPError as exc:
         raise ParseError(f"{file.url}: cannot fetch: {exc}") from None
-    if len(response.content) > MAX_FILE_BYTES:
-        raise ParseError(f"{file.url}: larger than {MAX_FILE_BYTES} bytes")
-    return response.content, str(file.url)
+    return content, str(file.url)
 
 
 def _kind(file: FileIn, name: str) -> str:

@@ -127,7 +127,7 @@ class _Receiver(BaseHTTPRequestHandler):
 def test_outbound_webhook_is_signed_and_retried(stack, control_worker):
     server = HTTPServer(("127.0.0.1", 0), _Receiver)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_port}/done"
+    url = f"http://localhost:{server.server_port}/done"  # allowlisted for tests (tests/conftest.py)
     try:
         job = client.enqueue("control.ping", {}, callback_url=url)
         client.wait(job.id, timeout=30)

@@ -146,7 +146,20 @@ def test_search_is_tenant_scoped_and_filters_keep_k_rows(stack, name):
         search(name, "sync", tenant="tenant-a", filter={"build": {"$near": 3}})
 
 
-def test_a_document_that_fails_to_parse_fails_alone(stack, name, tmp_path):
+@pytest.fixture
+def tmp_root(tmp_path, monkeypatch):
+    """``tmp_path`` as the file root: paths are read only under file roots (docs/security-inputs.md)."""
+    from switchyard.config import reload_settings
+
+    monkeypatch.setenv("SWITCHYARD_FILE_ROOTS", str(tmp_path))
+    reload_settings()
+    yield tmp_path
+    monkeypatch.undo()
+    reload_settings()
+
+
+def test_a_document_that_fails_to_parse_fails_alone(stack, name, tmp_root):
+    tmp_path = tmp_root
     page = tmp_path / "page.html"
     page.write_text("<html><body><h1>Status</h1><p>All systems nominal.</p><script>x()</script></body></html>")
     result = ingest_documents(name, [{"id": "note", "text": "A plain note about kettles."},
