@@ -5,6 +5,8 @@ bad items reported by id, schema failures failing the job in validation, predict
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -102,3 +104,65 @@ def test_generate_with_a_local_model_then_compare_two_jobs(eval_worker, tiny_mod
     assert chrf.b == pytest.approx(b.result["aggregate"]["chrf"])
     assert chrf.low <= chrf.delta <= chrf.high and 0.0 <= chrf.p_value <= 1.0
     assert (data_root / "compare.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    printed = cli("compare", generated.id, given.id, "--png", str(data_root / "cli.png"), "--resamples", "200")
+    assert "chrf" in printed and "interval" in printed and (data_root / "cli.png").is_file()
+
+
+def cli(*args: str) -> str:
+    done = subprocess.run([sys.executable, "-m", "switchyard.cli", "eval", *args], capture_output=True, text=True,
+                          timeout=180)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_cli_run_and_show(eval_worker, data_root):
+    dataset = data_root / "cli.jsonl"
+    dataset.write_text("\n".join(json.dumps({"id": f"c{i}", "prediction": "a cat", "references": ["a cat"]})
+                                 for i in range(3)))
+    printed = cli("run", str(dataset), "-m", "exact_match", "-m", "spice", "--name", "from-the-shell")
+    assert "exact_match" in printed and "1.0000" in printed and "unavailable" in printed
+    job_id = printed.split("from-the-shell")[0].split()[-1]
+    shown = cli("show", job_id, "--items", "2")
+    assert "c0" in shown and "c2" not in shown
+
+
+def test_human_review_through_the_api_completes_with_krippendorff_alpha(eval_worker, api_server):
+    import httpx
+    import krippendorff
+    import numpy as np
+
+    from switchyard.evaluation.review import ReviewNotFound, get_review
+
+    dataset = [{"id": f"r{i}", "prompt": f"p{i}", "prediction": f"answer {i}", "references": [f"answer {i}"]}
+               for i in range(6)]
+    job = client.enqueue("eval.run", {"dataset": dataset, "metrics": ["exact_match"],
+                                      "review": {"sample": 4, "raters": 2, "seed": 3}})
+    final = client.wait(job.id, timeout=60)
+    assert final.status.value == "succeeded", final.error
+    review = final.result["review"]
+    assert review["status"] == "pending" and review["items"] == 4
+    with pytest.raises(ReviewNotFound):
+        get_review(review["id"], "another-tenant")
+
+    api = api_server.url
+    page = httpx.get(f"{api}{review['page']}", timeout=30)
+    assert page.status_code == 200 and "Rate the predictions" in page.text
+    items = httpx.get(f"{api}/eval/reviews/{review['id']}/items", timeout=30).json()["data"]
+    ids = [i["id"] for i in items]
+    assert len(ids) == 4 and items[0]["prediction"].startswith("answer")
+    bad = httpx.post(f"{api}/eval/reviews/{review['id']}/ratings", timeout=30,
+                     json={"rater": "ann", "ratings": [{"item_id": ids[0], "score": 9}]})
+    assert bad.status_code == 422
+    scores = {"ann": [5, 4, 2, 1], "bob": [4, 4, 1, 2]}
+    for rater, values in scores.items():
+        response = httpx.post(f"{api}/eval/reviews/{review['id']}/ratings", timeout=30, json={
+            "rater": rater, "ratings": [{"item_id": i, "score": s} for i, s in zip(ids, values, strict=True)]})
+        assert response.status_code == 200, response.text
+    done = response.json()
+    assert done["status"] == "complete" and done["items_complete"] == 4
+    expected = krippendorff.alpha(reliability_data=np.array([scores["ann"], scores["bob"]], dtype=float),
+                                  level_of_measurement="ordinal")
+    assert done["agreement"]["krippendorff_alpha"] == pytest.approx(expected)
+    listed = httpx.get(f"{api}/eval/jobs/{job.id}/items", timeout=30).json()
+    assert listed["total"] == 6 and listed["data"][0]["scores"] == {"exact_match": 1.0}
