@@ -22,7 +22,7 @@ import threading
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -152,12 +152,18 @@ class PrivateStack:
     def beat(self) -> ProcessHandle:
         return self.spawn("beat", [sys.executable, "-m", "switchyard.cli", "beat"])
 
-    def api(self) -> ProcessHandle:
-        port = free_port()
+    def api(self, port: int | None = None) -> ProcessHandle:
+        port = port or free_port()
         handle = self.spawn("api", [sys.executable, "-m", "switchyard.cli", "api", "--port", str(port)])
         wait_for_port(port, timeout=90)
         handle.url = f"http://127.0.0.1:{port}"
+        handle.port = port
         return handle
+
+    def drop_broker_connections(self) -> None:
+        """RabbitMQ closes every connection of our vhost (only ours: other tests may share the server)."""
+        assert self.vhost is not None
+        _rabbitmqctl("close_all_connections", "--vhost", self.vhost, "--limit", "1000", "switchyard soak fault")
 
     def listener(self) -> ProcessHandle:
         return self.spawn("listen", [sys.executable, "-m", "switchyard.cli", "listen"])
@@ -179,13 +185,13 @@ class PrivateStack:
 
 # --- producers ----------------------------------------------------------------------------------
 
-def post_hook(api_url: str, kind: str, params: dict, key: str, *, deadline: float) -> str:
+def post_hook(api_url: Callable[[], str], kind: str, params: dict, key: str, *, deadline: float) -> str:
     """Submit a job through a signed webhook, retrying (same Idempotency-Key) until it is accepted."""
     body = json.dumps(params).encode()
     delay = 0.2
     while True:
         try:
-            response = httpx.post(f"{api_url}/hooks/{kind}", content=body, timeout=10, headers={
+            response = httpx.post(f"{api_url()}/hooks/{kind}", content=body, timeout=10, headers={
                 "Switchyard-Signature": sign(WEBHOOK_SECRET, body), "Idempotency-Key": key,
                 "Content-Type": "application/json"})
             if response.status_code == 202:
@@ -216,9 +222,11 @@ class Profile:
 
 
 SHORT = Profile("short", webhook_pings=80, trigger_pings=30, ingests=6, submit_s=40,
-                faults={"kill_worker": 1, "restart_redis": 1, "restart_postgres": 1, "sigstop_worker": 1})
+                faults={"kill_worker": 1, "restart_redis": 1, "restart_postgres": 1, "sigstop_worker": 1,
+                        "restart_api": 1})
 FULL = Profile("full", webhook_pings=760, trigger_pings=200, ingests=60, submit_s=240,
-               faults={"kill_worker": 4, "restart_redis": 3, "restart_postgres": 3, "sigstop_worker": 3},
+               faults={"kill_worker": 4, "restart_redis": 3, "restart_postgres": 3, "sigstop_worker": 3,
+                       "restart_api": 2},
                control_workers=3, drain_timeout_s=420, subscribers=40)
 
 
@@ -263,6 +271,9 @@ class Soak:
         self.stack = stack
         self.profile = profile
         self.rng = random.Random(seed)
+        if stack.broker == "rabbitmq":  # the broker dropping connections (on Redis: restart_redis)
+            profile = Profile(**{**profile.__dict__, "faults": {**profile.faults, "drop_broker": 2}})
+            self.profile = profile
         self.schedule = make_schedule(self.rng, profile)
         self.report = Report(profile.name, stack.broker, seed, self.schedule)
         self.expected: dict[str, str] = {}  # idempotency key -> job id (once accepted)
@@ -311,7 +322,7 @@ class Soak:
                 params = {"collection": "soak", "documents": docs}
             else:
                 params = {"seconds": round(self.rng.uniform(0, 1.2), 2)}
-            self._accepted(key, post_hook(self.api.url, kind, params, key, deadline=self._deadline()))
+            self._accepted(key, post_hook(lambda: self.api.url, kind, params, key, deadline=self._deadline()))
             time.sleep(self.profile.submit_s / n)
 
     def trigger_producer(self) -> None:
@@ -366,8 +377,8 @@ class Soak:
             print(f"[soak] t={t0 - started:6.1f}s fault {kind}", flush=True)
             getattr(self, f"_fault_{kind}")()
             self.report.faults[kind] += 1
-            probe = post_hook(self.api.url, "control.ping", {"seconds": 0}, f"soak-probe-{uuid.uuid4().hex[:8]}",
-                              deadline=self._deadline())
+            probe = post_hook(lambda: self.api.url, "control.ping", {"seconds": 0},
+                              f"soak-probe-{uuid.uuid4().hex[:8]}", deadline=self._deadline())
             self._accepted(f"probe-{probe}", probe)
             self._wait_end(probe, timeout=90)
             took = time.monotonic() - t0
@@ -412,6 +423,13 @@ class Soak:
         self.stack.crash_postgres()
         time.sleep(3)
         self.stack.start_postgres()
+
+    def _fault_restart_api(self) -> None:
+        self.api.kill()  # mid-request for some producers: they retry with the same Idempotency-Key
+        self.api = self.stack.api(port=self.api.port)
+
+    def _fault_drop_broker(self) -> None:
+        self.stack.drop_broker_connections()
 
     def _fault_sigstop_worker(self) -> None:
         victim = self.rng.choice(self.control)
