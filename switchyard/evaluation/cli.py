@@ -30,7 +30,7 @@ def _params(dataset: str, metrics: tuple[str, ...], name: str | None, model: str
         params["dataset"] = (json.loads(text) if text.lstrip().startswith("[")
                              else [json.loads(line) for line in text.splitlines() if line.strip()])
     else:
-        params["dataset_file"] = dataset  # an uploaded file id, or a path under the workers' data roots
+        params["dataset_file"] = dataset  # an uploaded file id, or a path under the workers' file roots
     if name:
         params["name"] = name
     if model or adapter or graph:

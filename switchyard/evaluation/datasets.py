@@ -1,9 +1,8 @@
 """Where an eval job's items come from: inline, an uploaded file of the tenant, or a path under the
-configured data roots; and images as a path, a data URL or base64.
+file roots; and images as a path, a data URL or base64.
 
-``SWITCHYARD_EVAL_DATA_ROOTS`` (``:``-separated directories; default the state directory and the
-shipped ``demo/eval``) bounds every local path a message may name: the egress policy's "file paths only
-under configured roots".
+Every local path a message names goes through ``switchyard.sandbox`` (``SWITCHYARD_FILE_ROOTS`` plus
+the uploads directory): the platform's one "file paths only under configured roots" policy.
 """
 
 from __future__ import annotations
@@ -12,45 +11,22 @@ import base64
 import binascii
 import io
 import json
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, TypeAdapter, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import TypeAdapter, ValidationError
 
-from switchyard.config import get_settings
-from switchyard.errors import InvalidParamsError
+from switchyard import sandbox
+from switchyard.errors import InputRefused, InvalidParamsError
 from switchyard.evaluation.schemas import MAX_ITEMS, EvalParams, Item
 
 TASK = "switchyard.eval.run"
-SHIPPED = Path(__file__).resolve().parents[2] / "demo" / "eval"
 _ITEMS = TypeAdapter(list[Item])
 
 
-class EvalSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="SWITCHYARD_EVAL_", extra="ignore")
-
-    data_roots: str | None = Field(default=None, description="':'-separated directories for local paths")
-
-    def roots(self) -> list[Path]:
-        if self.data_roots:
-            return [Path(p).expanduser().resolve() for p in self.data_roots.split(":") if p]
-        return [get_settings().state_dir.resolve(), SHIPPED]
-
-
-@lru_cache(maxsize=1)
-def get_eval_settings() -> EvalSettings:
-    return EvalSettings()
-
-
 def local_path(ref: str) -> Path:
-    """``ref`` as a resolved path inside a data root; ``PermissionError`` otherwise."""
-    path = Path(ref).expanduser().resolve()
-    roots = get_eval_settings().roots()
-    if not any(path.is_relative_to(root) for root in roots):
-        raise PermissionError(f"{ref} is outside the eval data roots (SWITCHYARD_EVAL_DATA_ROOTS)")
-    return path
+    """``ref`` resolved, if it lies under a file root; ``InputRefused`` otherwise."""
+    return sandbox.check_path(Path(ref).expanduser())
 
 
 def _invalid(message: str, loc: tuple[Any, ...] = ("dataset_file",)) -> InvalidParamsError:
@@ -58,7 +34,7 @@ def _invalid(message: str, loc: tuple[Any, ...] = ("dataset_file",)) -> InvalidP
 
 
 def read_dataset_file(ref: str, tenant: str) -> bytes:
-    """The bytes of an uploaded file (``file-...``, the tenant's own) or of a path under the data roots."""
+    """The bytes of an uploaded file (``file-...``, the tenant's own) or of a path under the file roots."""
     try:
         if ref.startswith("file-"):
             from switchyard.finetune.files import FileNotFound, get_file, read_bytes
@@ -69,7 +45,7 @@ def read_dataset_file(ref: str, tenant: str) -> bytes:
                 raise _invalid(f"no file {ref}") from None
             return read_bytes(ref)
         return local_path(ref).read_bytes()
-    except (OSError, PermissionError) as exc:
+    except (OSError, InputRefused) as exc:
         raise _invalid(f"cannot read {ref}: {exc}") from None
 
 
@@ -103,7 +79,7 @@ def load_items(params: EvalParams, tenant: str) -> list[Item]:
 
 
 def decode_image(ref: str) -> Any:
-    """A PIL image (RGB) from a data URL, base64 or a path under the data roots; ``ValueError`` if not."""
+    """A PIL image (RGB) from a data URL, base64 or a path under the file roots; ``ValueError`` if not."""
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -119,5 +95,5 @@ def decode_image(ref: str) -> Any:
         image = Image.open(io.BytesIO(data))
         image.load()
         return image.convert("RGB")
-    except (binascii.Error, UnidentifiedImageError, OSError) as exc:
+    except (binascii.Error, UnidentifiedImageError, OSError, InputRefused) as exc:
         raise ValueError(f"image does not decode: {type(exc).__name__}: {exc}") from None

@@ -1,6 +1,6 @@
 """The body of ``switchyard.eval.run``: items → (generate) → metrics → per-item rows + aggregate result.
 
-    load the items (inline, the tenant's file, or a path under the data roots)
+    load the items (inline, the tenant's file, or a path under the file roots)
     → generate predictions (optional) → score family by family, reporting progress
     → store one row per item (scores, reasons it failed) → open a human review (optional) → result
 """

@@ -36,7 +36,7 @@ def tiny_model(stack, data_root):
 
 @pytest.fixture(scope="module")
 def eval_worker(stack, start_worker, data_root):
-    worker = start_worker("eval", concurrency=1, env={"SWITCHYARD_EVAL_DATA_ROOTS": str(data_root)})
+    worker = start_worker("eval", concurrency=1, env={"SWITCHYARD_FILE_ROOTS": str(data_root)})
     yield worker
     worker.terminate()
 
@@ -75,7 +75,7 @@ def test_dataset_file_failing_its_schema_fails_the_job_in_validation(eval_worker
 
     outside = client.enqueue("eval.run", {"dataset_file": "/etc/passwd", "metrics": ["bleu"]})
     final = client.wait(outside.id, timeout=60)
-    assert final.status.value == "failed" and "outside the eval data roots" in json.dumps(final.error)
+    assert final.status.value == "failed" and "outside the allowed file roots" in json.dumps(final.error)
 
 
 def test_generate_with_a_local_model_then_compare_two_jobs(eval_worker, tiny_model, data_root):
