@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     webhook_tolerance_s: int = 300
     webhook_max_body: int = 1_048_576
     api_keys: SecretStr | None = Field(default=None, description="comma-separated key:tenant pairs")
+    # The tenant of jobs from a webhook source or trigger-stream source (per source: *_TENANT_<SOURCE>).
+    webhook_tenant: str = "default"
+    trigger_tenant: str = "default"
 
     # Leases: a running job's worker renews its lease every lease_s/3 seconds; the control pool's
     # reaper re-queues a job whose lease has expired (its worker died).
@@ -57,9 +60,6 @@ class Settings(BaseSettings):
     event_log_ttl_s: int = 7 * 24 * 3600
 
     callback_max_retries: int = 8
-    log_level: str = "INFO"
-
-    def webhook_secret_for(self, source: str | None) -> str | None:
 
     # Inputs a caller names (docs/security-inputs.md). File paths are read only under these roots
     # (comma-separated directories or fsspec URL prefixes), besides the uploads directory.
@@ -82,12 +82,24 @@ class Settings(BaseSettings):
     rate_limit_burst: int = 500
     # When set, GET /metrics wants "Authorization: Bearer <key>".
     metrics_key: SecretStr | None = None
+    log_level: str = "INFO"
+
+    def webhook_secret_for(self, source: str | None) -> str | None:
         """The HMAC secret for a webhook source (``WEBHOOK_SECRET_<SOURCE>``), else the default one."""
-        if source:
-            per_source = os.environ.get(f"SWITCHYARD_WEBHOOK_SECRET_{source.upper().replace('-', '_')}")
-            if per_source:
-                return per_source
+        per_source = _per_source("WEBHOOK_SECRET", source)
+        if per_source:
+            return per_source
         return self.webhook_secret.get_secret_value() if self.webhook_secret else None
+
+    def webhook_tenant_for(self, source: str | None) -> str:
+        """The tenant a webhook source's jobs run for: ``WEBHOOK_TENANT_<SOURCE>``, else
+        ``WEBHOOK_TENANT``. The signature proves the source; configuration, never the body, names the tenant."""
+        return _per_source("WEBHOOK_TENANT", source) or self.webhook_tenant
+
+    def trigger_tenant_for(self, source: str | None) -> str:
+        """The tenant of a trigger-stream entry from ``source``: ``TRIGGER_TENANT_<SOURCE>``, else
+        ``TRIGGER_TENANT``."""
+        return _per_source("TRIGGER_TENANT", source) or self.trigger_tenant
 
     def api_key_tenants(self) -> dict[str, str]:
         """``{api_key: tenant}`` from ``API_KEYS``; empty means the API is open on loopback only."""
@@ -119,6 +131,12 @@ class Settings(BaseSettings):
             if k.startswith("SWITCHYARD_WEBHOOK_SECRET_")
         )
         return data
+
+
+def _per_source(variable: str, source: str | None) -> str | None:
+    if not source:
+        return None
+    return os.environ.get(f"SWITCHYARD_{variable}_{source.upper().replace('-', '_')}") or None
 
 
 def _mask_url(url: str | None) -> str | None:

@@ -9,7 +9,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from switchyard import backpressure, constants, events, jobs, registry
+from switchyard import backpressure, constants, egress, events, jobs, registry
+from switchyard.errors import InputRefused, InvalidParamsError
 from switchyard.jobs import Job, JobStatus
 
 log = logging.getLogger("switchyard.dispatch")
@@ -41,7 +42,9 @@ def enqueue(
     queue raises ``QueueFullError`` (switchyard.backpressure)."""
     spec = registry.get_spec(kind)
     params = params or {}
-    registry.validate_params(spec.name, params)
+    registry.validate_params(spec.name, params, tenant=tenant)
+    if callback_url:
+        _check_callback(spec.name, callback_url)
     backpressure.check(spec.name)  # QueueFullError past the queue's depth limit
     job, created = jobs.create(spec.name, params, job_id=job_id, status=status, producer=producer,
                                tenant=tenant, idempotency_key=idempotency_key, callback_url=callback_url)
@@ -51,6 +54,14 @@ def enqueue(
     send(job)
     jobs.mark_dispatched(job.id)
     return job, True
+
+
+def _check_callback(task: str, url: str) -> None:
+    """A callback URL must pass the egress policy here, at the way in, as well as when it is called."""
+    try:
+        egress.check_url(url, resolve=True)
+    except InputRefused as exc:
+        raise InvalidParamsError(task, [{"loc": ["callback_url"], "msg": str(exc), "type": "egress_refused"}]) from None
 
 
 def cancel(job_id: str) -> Job:

@@ -1,11 +1,15 @@
 """``switchyard listen``: enqueue the jobs carried by a Redis Stream, at least once.
 
 A producer appends ``XADD switchyard:triggers * kind index.ingest params '{"collection": ...}'``
-(optional fields: ``idempotency_key``, ``callback_url``, ``tenant``, ``producer``). The listener reads
+(optional fields: ``idempotency_key``, ``callback_url``, ``source``, ``producer``). The listener reads
 with a consumer group and acknowledges an entry only after its job is recorded; an entry without an
 idempotency key gets its stream entry id as one, so a listener that crashed between recording and
 acknowledging re-reads the entry without creating a second job. A malformed entry is moved to the
 dead-letter stream ``switchyard:triggers:dead`` with the reason, and acknowledged.
+
+Whoever can write to the stream is inside the trust zone, but the tenant still comes from configuration:
+an entry's ``source`` maps to ``SWITCHYARD_TRIGGER_TENANT_<SOURCE>`` (else ``SWITCHYARD_TRIGGER_TENANT``),
+and an entry whose ``tenant`` field names another tenant is dead-lettered.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from dataclasses import dataclass
 import redis
 
 from switchyard import constants, dispatch
+from switchyard.config import get_settings
 from switchyard.errors import InvalidParamsError, UnknownTaskError
 from switchyard.redis_conn import get_redis
 from switchyard.runner import INFRA_FAULTS
@@ -103,9 +108,13 @@ class Listener:
             if not isinstance(params, dict):
                 raise ValueError("'params' must be a JSON object")
             producer = decoded.get("producer", "stream")
+            tenant = get_settings().trigger_tenant_for(decoded.get("source"))
+            if decoded.get("tenant") not in (None, tenant):
+                raise ValueError(f"entry names tenant {decoded['tenant']!r}, but source "
+                                 f"{decoded.get('source') or '(none)'!r} is configured for tenant {tenant!r}")
             job, created = dispatch.enqueue(
                 kind, params, idempotency_key=decoded.get("idempotency_key") or f"{self.stream}:{entry}",
-                producer=producer, tenant=decoded.get("tenant", "default"),
+                producer=producer, tenant=tenant,
                 callback_url=decoded.get("callback_url"),
             )
         except (ValueError, InvalidParamsError, UnknownTaskError) as exc:

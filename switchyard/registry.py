@@ -13,6 +13,7 @@ from functools import cache
 from pydantic import BaseModel, ValidationError
 
 from switchyard.errors import InvalidParamsError, UnknownTaskError
+from switchyard.secret_params import find_secrets
 
 
 @dataclass(frozen=True)
@@ -69,13 +70,28 @@ def schema_for(name: str) -> type[BaseModel]:
     return getattr(importlib.import_module(module), attr)
 
 
-def validate_params(name: str, params: dict) -> BaseModel:
-    """Parse a task's kwargs; ``InvalidParamsError`` with pydantic's field errors if they don't fit."""
+def validate_params(name: str, params: dict, *, tenant: str | None = None) -> BaseModel:
+    """Parse a task's kwargs; ``InvalidParamsError`` with pydantic's field errors if they don't fit.
+
+    With ``tenant`` (the job's, fixed at the way in), a ``tenant`` field that older producers still put
+    in the params must repeat it: a body never chooses whose data a job touches. Params that look like
+    secrets are refused first (``switchyard.secret_params``): secrets live in configuration.
+    """
+    secrets = find_secrets(params)
+    if secrets:
+        raise InvalidParamsError(name, secrets)
     try:
-        return schema_for(name).model_validate(params)
+        parsed = schema_for(name).model_validate(params)
     except ValidationError as exc:
         errors = exc.errors(include_url=False, include_context=False, include_input=False)
         raise InvalidParamsError(name, [dict(e) for e in errors]) from None
+    claimed = getattr(parsed, "tenant", None)
+    if tenant is not None and claimed is not None and claimed != tenant:
+        raise InvalidParamsError(name, [{
+            "loc": ["tenant"], "type": "tenant_mismatch",
+            "msg": f"params name tenant {claimed!r} but the job runs for tenant {tenant!r}; the tenant "
+                   "comes from who authenticated (API key, webhook source, switchyard_tenant header)"}])
+    return parsed
 
 
 def json_schema(name: str) -> dict:

@@ -65,7 +65,7 @@ def _run(delivery: Delivery, fn: JobFunction, precheck: PreCheck | None) -> Any:
     worker = delivery.worker or owner
     lease_s = get_settings().lease_s
     try:
-        params = registry.validate_params(delivery.task, delivery.kwargs)
+        params = registry.validate_params(delivery.task, delivery.kwargs, tenant=delivery.tenant)
     except InvalidParamsError as exc:
         _fail_invalid(delivery, exc)
         return None
@@ -194,6 +194,9 @@ def _retry_after_infra_fault(job: Job, owner: str, fault: BaseException) -> bool
         current = _ledger(jobs.find, job.id)
         # Not ours any more (lease lost): nothing to do. Still ours: the retries are spent.
         return not (current is not None and current.status is JobStatus.RUNNING and current.lease_owner == owner)
+    if released.status is JobStatus.CANCELLED:  # cancelled while it ran: no retry
+        announce_end(released)
+        return True
     delay = settings.infra_retry_backoff_s * 2 ** (released.infra_retries - 1)
     log.warning("job %s: infrastructure fault (%s: %s); retry %d/%d in %.1fs", job.id, type(fault).__name__,
                 fault, released.infra_retries, settings.max_infra_retries, delay)
@@ -220,6 +223,7 @@ def _fail_invalid(delivery: Delivery, exc: InvalidParamsError) -> None:
 
 def _ensure_row(delivery: Delivery) -> Job | None:
     """The job's ledger row, created if the message came from a raw producer. ``None`` = drop it."""
+    # A raw message refused for carrying a secret is recorded without it (valid params are unchanged).
     job, created = jobs.create(
         delivery.task, redact(delivery.kwargs), job_id=delivery.job_id, producer=delivery.producer,
         tenant=delivery.tenant, idempotency_key=delivery.idempotency_key,

@@ -15,7 +15,7 @@ import logging
 import time
 from typing import Any
 
-from switchyard import dispatch, jobs
+from switchyard import dispatch
 from switchyard.agents import threads
 from switchyard.agents.config import get_agent_settings
 from switchyard.agents.schemas import RunParams
@@ -36,16 +36,21 @@ def default_retriever(tenant: str = "default"):
                                                   mode=settings.retrieval_mode)
 
 
-def load_graph(name: str, *, model: Any = None, tenant: str = "default", checkpointer: Any = None,
+def load_graph(name: str, *, model: Any = None, tenant: str | None = None, checkpointer: Any = None,
                retriever: Any = None) -> Any:
-    """A compiled registered graph wired to this process's defaults (model from the factory)."""
+    """A compiled registered graph wired to this process's defaults (model from the factory).
+
+    ``tenant`` is the run's: the retriever searches only its collections and a model it names must be its
+    own adapter. ``None`` is the operator (CLI, drawing a graph): tenant ``default``, any adapter.
+    """
     from graphs import build_graph
     from switchyard.agents.checkpoints import get_checkpointer
     from switchyard.llm import get_chat_model
 
     settings = get_agent_settings()
     return build_graph(
-        name, get_chat_model(model), retriever if retriever is not None else default_retriever(tenant),
+        name, get_chat_model(model, tenant=tenant),
+        retriever if retriever is not None else default_retriever(tenant or "default"),
         checkpointer if checkpointer is not None else get_checkpointer(),
         default_collection=settings.default_collection, sql_databases=settings.databases(),
         max_tool_rounds=settings.max_tool_rounds,
@@ -81,10 +86,11 @@ def execute_run(params: RunParams, ctx: JobContext) -> dict[str, Any]:
     from switchyard.agents.streaming import StreamBridge, langgraph_modes, to_jsonable
 
     settings = get_agent_settings()
-    run_id, thread_id = ctx.job_id, params.thread_id
-    job = jobs.find(run_id)
-    tenant = job.tenant if job else "default"
-    threads.ensure_thread(thread_id, tenant=tenant, graph=params.graph)
+    run_id, thread_id, tenant = ctx.job_id, params.thread_id, ctx.tenant
+    thread = threads.ensure_thread(thread_id, tenant=tenant, graph=params.graph)
+    if thread["tenant"] != tenant:
+        # Another tenant's thread is, to this run, a thread that does not exist: nothing is read or written.
+        raise threads.ThreadNotFoundError(f"no thread {thread_id!r} for tenant {tenant!r}")
     threads.record_run(run_id, thread_id, params.graph, tenant=tenant, strategy=params.multitask_strategy)
     try:
         threads.acquire(run_id, thread_id, params.graph, params.multitask_strategy, wait=ctx.sleep,

@@ -1,8 +1,7 @@
 """Retrieval over HTTP: ``POST /collections/{name}/search`` (glue over ``switchyard.retrieval.search``).
 
-The tenant is the caller's (API key). A body ``tenant`` may only repeat it; on an open loopback API
-(no keys configured) it chooses the tenant. A collection of another tenant answers 404, exactly as one
-that does not exist.
+The tenant is the caller's (API key; ``default`` on an open loopback API). A body ``tenant`` may only
+repeat it (403 otherwise). A collection of another tenant answers 404, exactly as one that does not exist.
 """
 
 from __future__ import annotations
@@ -14,7 +13,6 @@ from pydantic import BaseModel
 
 from switchyard.api.auth import current_tenant
 from switchyard.api.errors import APIError
-from switchyard.config import get_settings
 from switchyard.retrieval.schemas import NAME_PATTERN, SearchRequest
 
 router = APIRouter(tags=["collections"])
@@ -43,9 +41,7 @@ def search_collection(body: SearchRequest, tenant: Tenant,
     from switchyard.retrieval.filters import FilterError
 
     if body.tenant and body.tenant != tenant:
-        if get_settings().api_key_tenants():
-            raise APIError(403, "forbidden", f"this API key belongs to tenant {tenant!r}, not {body.tenant!r}")
-        tenant = body.tenant
+        raise APIError(403, "forbidden", f"this caller is tenant {tenant!r}, not {body.tenant!r}")
     try:
         results = search(name, body.query, k=body.k, mode=body.mode, tenant=tenant, filter=body.filter)
     except CollectionNotFound as exc:

@@ -34,7 +34,6 @@ router = APIRouter(tags=["webhooks"], responses=ERROR_RESPONSES)
 SOURCE_HEADER = "Switchyard-Source"
 # A source names an environment variable (WEBHOOK_SECRET_<SOURCE>): keep it to a safe alphabet.
 _SOURCE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
-WEBHOOK_TENANT = "default"
 
 
 async def read_limited(request: Request, limit: int) -> bytes:
@@ -121,7 +120,7 @@ async def webhook(
     try:
         job, created = await run_in_threadpool(
             dispatch.enqueue, task.name, params, idempotency_key=key, producer=producer,
-            tenant=WEBHOOK_TENANT,
+            tenant=get_settings().webhook_tenant_for(switchyard_source),
         )
     except InvalidParamsError as exc:
         raise APIError(status.HTTP_422_UNPROCESSABLE_CONTENT, "invalid_params",

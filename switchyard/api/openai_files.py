@@ -90,7 +90,7 @@ def retrieve_file(file_id: str, tenant: Tenant) -> dict[str, Any]:
 @router.get("/files/{file_id}/content", summary="A file's content")
 def file_content(file_id: str, tenant: Tenant) -> Response:
     stored = _file(file_id, tenant)
-    return Response(files.read_bytes(stored.id), media_type="application/octet-stream")
+    return Response(files.read_bytes(stored.id, tenant), media_type="application/octet-stream")
 
 
 @router.delete("/files/{file_id}", summary="Delete a file")

@@ -28,7 +28,7 @@ ON CONFLICT (name) DO UPDATE SET config = EXCLUDED.config, metrics = EXCLUDED.me
     base_path = EXCLUDED.base_path
 RETURNING *
 """
-GET_SQL = "SELECT * FROM adapters WHERE name = %s"
+GET_SQL = "SELECT * FROM adapters WHERE name = %(name)s AND (%(tenant)s::text IS NULL OR tenant = %(tenant)s)"
 LIST_SQL = """
 SELECT * FROM adapters WHERE (%(base)s::text IS NULL OR base_model = %(base)s)
   AND (%(tenant)s::text IS NULL OR tenant = %(tenant)s) ORDER BY created_at DESC
@@ -92,9 +92,10 @@ def register(*, name: str, job_id: str | None, tenant: str, base_model: str, bas
     return Adapter.from_row(row)
 
 
-def get_adapter(name: str) -> Adapter:
+def get_adapter(name: str, *, tenant: str | None = None) -> Adapter:
+    """The adapter named ``name``; with ``tenant``, only if it is that tenant's (else not found)."""
     with connection() as conn:
-        row = conn.execute(GET_SQL, (name,)).fetchone()
+        row = conn.execute(GET_SQL, {"name": name, "tenant": tenant}).fetchone()
     if row is None:
         raise AdapterNotFound(f"no adapter named {name!r}")
     return Adapter.from_row(row)

@@ -8,7 +8,9 @@ from datetime import datetime
 from typing import Any
 
 import fsspec
+import httpx
 
+from switchyard import egress, sandbox
 from switchyard.db import connection
 from switchyard.finetune.config import get_finetune_settings
 
@@ -16,7 +18,7 @@ INSERT_SQL = """
 INSERT INTO finetune_files (id, tenant, filename, purpose, bytes, url)
 VALUES (%(id)s, %(tenant)s, %(filename)s, %(purpose)s, %(bytes)s, %(url)s) RETURNING *
 """
-GET_SQL = "SELECT * FROM finetune_files WHERE id = %(id)s AND (%(tenant)s::text IS NULL OR tenant = %(tenant)s)"
+GET_SQL = "SELECT * FROM finetune_files WHERE id = %(id)s AND tenant = %(tenant)s"
 LIST_SQL = """
 SELECT * FROM finetune_files
 WHERE tenant = %(tenant)s AND (%(purpose)s::text IS NULL OR purpose = %(purpose)s)
@@ -63,7 +65,7 @@ def save_file(content: bytes, filename: str, purpose: str, tenant: str = "defaul
     return StoredFile.from_row(row)
 
 
-def get_file(file_id: str, tenant: str | None = None) -> StoredFile:
+def get_file(file_id: str, tenant: str) -> StoredFile:
     with connection() as conn:
         row = conn.execute(GET_SQL, {"id": file_id, "tenant": tenant}).fetchone()
     if row is None:
@@ -91,9 +93,19 @@ def delete_file(file_id: str, tenant: str) -> StoredFile:
     return stored
 
 
-def read_bytes(ref: str) -> bytes:
-    """A training file's content: an uploaded file id (``file-...``), a local path or an fsspec URL."""
-    url = get_file(ref).url if ref.startswith("file-") else ref
+def read_bytes(ref: str, tenant: str) -> bytes:
+    """A training file's content: an uploaded file id (``file-...``) of ``tenant``, a local path or an
+    fsspec URL. A path or URL the caller named must pass the input policy first (``InputRefused``):
+    http(s) URLs the egress policy, anything else the file roots (docs/security-inputs.md)."""
+    if ref.startswith("file-"):
+        url = get_file(ref, tenant).url
+    elif ref.lower().startswith(("http://", "https://")):
+        try:
+            return egress.fetch(ref, max_bytes=get_finetune_settings().max_file_bytes)[0]
+        except httpx.HTTPError as exc:
+            raise FileNotFound(f"training data cannot be fetched: {ref}: {exc}") from None
+    else:
+        url = sandbox.check_ref(ref)
     try:
         with fsspec.open(url, "rb") as f:
             return f.read()

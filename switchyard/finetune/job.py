@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from switchyard.context import JobContext
-from switchyard.errors import InvalidParamsError
+from switchyard.errors import InputRefused, InvalidParamsError
 from switchyard.finetune import data, files, presets
 from switchyard.finetune.models import UnknownModelError, resolve_model
 from switchyard.finetune.schemas import TrainParams
@@ -40,17 +40,19 @@ def _invalid(field: str, message: str, errors: list[data.LineError] | None = Non
                                       "type": "invalid_file"} for e in errors])
 
 
-def _records(ref: str, field: str) -> list[data.Record]:
+def _records(ref: str, field: str, tenant: str) -> list[data.Record]:
     try:
-        return data.parse_jsonl(files.read_bytes(ref), file=ref)
-    except files.FileNotFound as exc:
+        return data.parse_jsonl(files.read_bytes(ref, tenant), file=ref)
+    except (files.FileNotFound, InputRefused) as exc:  # InputRefused: a path or URL outside the policy
         raise _invalid(field, str(exc)) from None
     except data.DataValidationError as exc:
         raise _invalid(field, str(exc), exc.errors) from None
 
 
-def prepare(params: TrainParams, seed: int) -> Prepared:
+def prepare(params: TrainParams, seed: int, tenant: str) -> Prepared:
     """Everything before loading weights: model path, tokenizer, validated and encoded data, config.
+
+    Files are resolved within ``tenant`` (the job's): another tenant's file id is "not found".
 
     Raises ``InvalidParamsError`` (field ``model``, ``training_file`` or ``validation_file``, with a
     ``line N`` entry per bad line) so the job fails in ``validating_files``.
@@ -69,8 +71,8 @@ def prepare(params: TrainParams, seed: int) -> Prepared:
     model_max = getattr(model_config, "max_position_embeddings", None)
     limit = presets.auto_max_length(hp, model_max)
 
-    train_records = _records(params.training_file, "training_file")
-    valid_records = _records(params.validation_file, "validation_file") if params.validation_file else []
+    train_records = _records(params.training_file, "training_file", tenant)
+    valid_records = _records(params.validation_file, "validation_file", tenant) if params.validation_file else []
     if not valid_records and hp.validation_split:
         train_records, valid_records = data.split(train_records, hp.validation_split, seed)
     try:
@@ -97,7 +99,7 @@ def prepare(params: TrainParams, seed: int) -> Prepared:
 
 def precheck(params: TrainParams, job: Any) -> None:
     """Validate the model and files before the job is claimed (see module docstring)."""
-    prepare(params, seed_for(params, job.id))
+    prepare(params, seed_for(params, job.id), job.tenant)
 
 
 def seed_for(params: TrainParams, job_id: str) -> int:
@@ -116,11 +118,10 @@ def adapter_name(params: TrainParams, job_id: str) -> str:
 
 def train_job(params: TrainParams, ctx: JobContext) -> dict[str, Any]:
     """The task body of ``switchyard.finetune.train``."""
-    from switchyard import jobs
     from switchyard.finetune import adapters, checkpoints
     from switchyard.finetune.train import add_adapter, fit, load_base, pad_id
 
-    prep = prepare(params, seed_for(params, ctx.job_id))
+    prep = prepare(params, seed_for(params, ctx.job_id), ctx.tenant)
     cfg = prep.cfg
     ctx.message(f"validated files: {prep.n_examples} training examples in {len(prep.train)} rows, "
                 f"{len(prep.valid)} validation examples; {cfg.total_steps} steps",
@@ -141,11 +142,10 @@ def train_job(params: TrainParams, ctx: JobContext) -> dict[str, Any]:
 
     name = adapter_name(params, ctx.job_id)
     url = adapters.store(model, name)
-    job = jobs.find(ctx.job_id)
     metrics = {**state.last_metrics, "trained_tokens": state.trained_tokens,
                "stopped_early": state.stopped_early, "history": state.history}
     adapters.register(
-        name=name, job_id=ctx.job_id, tenant=job.tenant if job else "default", base_model=params.model,
+        name=name, job_id=ctx.job_id, tenant=ctx.tenant, base_model=params.model,
         base_path=str(prep.model_path), method=cfg.method, config=cfg.to_dict(), metrics=metrics, url=url,
     )
     # The final adapter is the last entry of the job's checkpoint list (as in OpenAI's API).

@@ -56,12 +56,17 @@ class FileIn(BaseModel):
         return self.id or self.path or self.url or self.name
 
 
+# Kept so older producers' messages still validate; the job's tenant is fixed at the way in.
+TENANT_DOC = ("deprecated: the job's tenant is who authenticated (API key, webhook source, "
+              "`switchyard_tenant` header); if given it must repeat it, else the job is refused")
+
+
 class IngestParams(BaseModel):
     """kwargs of ``switchyard.index.ingest``."""
 
     model_config = ConfigDict(extra="forbid")
     collection: str = Field(pattern=NAME_PATTERN)
-    tenant: str = Field(default="default", pattern=NAME_PATTERN)
+    tenant: str | None = Field(default=None, pattern=NAME_PATTERN, description=TENANT_DOC)
     documents: list[DocumentIn] = Field(default_factory=list)
     files: list[FileIn] = Field(default_factory=list)
     model: str | None = Field(
@@ -92,7 +97,7 @@ class DeleteParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     collection: str = Field(pattern=NAME_PATTERN)
-    tenant: str = Field(default="default", pattern=NAME_PATTERN)
+    tenant: str | None = Field(default=None, pattern=NAME_PATTERN, description=TENANT_DOC)
     ids: list[str] = Field(default_factory=list)
     sources: list[str] = Field(default_factory=list)
     filter: dict[str, Any] | None = None

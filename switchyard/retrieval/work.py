@@ -15,13 +15,13 @@ def ingest_job(params: IngestParams, ctx: JobContext) -> dict[str, Any]:
     if params.reindex and params.model:
         from switchyard.retrieval.reindex import reindex_collection
 
-        done = reindex_collection(params.collection, params.model, tenant=params.tenant, ctx=ctx,
+        done = reindex_collection(params.collection, params.model, tenant=ctx.tenant, ctx=ctx,
                                   chunk_tokens=params.chunk_tokens, chunk_overlap=params.chunk_overlap)
         ctx.message(f"re-indexed into generation {done['generation']}", **done)
         if not params.documents and not params.files:
             return {"documents": 0, "chunks_embedded": done["chunks_embedded"], "chunks_unchanged": 0,
                     "chunks_deleted": 0, "failed": [], "generation": done["generation"]}
-    return ingest_documents(params.collection, params.documents, tenant=params.tenant, ctx=ctx,
+    return ingest_documents(params.collection, params.documents, tenant=ctx.tenant, ctx=ctx,
                             files=params.files, model=params.model, chunk_tokens=params.chunk_tokens,
                             chunk_overlap=params.chunk_overlap)
 
@@ -31,5 +31,5 @@ def delete_job(params: DeleteParams, ctx: JobContext) -> dict[str, Any]:
     from switchyard.retrieval import delete_documents
 
     ctx.raise_if_stopped()
-    return delete_documents(params.collection, tenant=params.tenant, ids=params.ids, sources=params.sources,
+    return delete_documents(params.collection, tenant=ctx.tenant, ids=params.ids, sources=params.sources,
                             filter=params.filter)

@@ -29,7 +29,7 @@ def run(kind: str, params: dict, **kwargs) -> jobs.Job:
 
 def test_ingest_job_reports_progress_and_the_contract_result(stack, index_worker):
     name = f"jobs-{uuid.uuid4().hex[:8]}"
-    job = client.enqueue("index.ingest", {"collection": name, "tenant": "acme", "documents": corpus_documents()})
+    job = client.enqueue("index.ingest", {"collection": name, "documents": corpus_documents()}, tenant="acme")
     received = list(client.events(job.id, timeout=120))
     assert received[-1].data["status"] == "succeeded"
     progress = [e.data for e in received if e.type == "progress"]
@@ -42,10 +42,10 @@ def test_ingest_job_reports_progress_and_the_contract_result(stack, index_worker
     hits = search(name, "how do I export a notebook to PDF?", k=1, tenant="acme")
     assert hits[0].document_id == "import-export"
 
-    again = run("index.ingest", {"collection": name, "tenant": "acme", "documents": corpus_documents()})
+    again = run("index.ingest", {"collection": name, "documents": corpus_documents()}, tenant="acme")
     assert again.result["chunks_embedded"] == 0 and again.result["chunks_unchanged"] == result["chunks_embedded"]
 
-    deleted = run("index.delete", {"collection": name, "tenant": "acme", "ids": ["api", "sync"]})
+    deleted = run("index.delete", {"collection": name, "ids": ["api", "sync"]}, tenant="acme")
     assert deleted.status.value == "succeeded" and deleted.result["documents"] == 2
     assert {h.document_id for h in search(name, "rate limit offline", k=50, tenant="acme")} & {"api", "sync"} == set()
 
@@ -105,9 +105,9 @@ def test_search_over_http_is_tenant_scoped(stack, api_server):
     assert len(results) == 2 and results[0]["document_id"] == "pricing"
     assert set(results[0]) == {"document_id", "chunk_id", "text", "score", "metadata"}
     assert results[0]["metadata"]["heading_path"] == ["Plans and pricing", "Refunds"]
-    # The open loopback API lets the body choose the tenant; the other tenant sees only its own.
+    # The open loopback API is tenant `default`: a body cannot choose another tenant.
     globex = httpx.post(url, json={"query": "refund", "k": 5, "mode": "text", "tenant": "globex"}, timeout=60)
-    assert [r["document_id"] for r in globex.json()["results"]] == ["other"]
+    assert globex.status_code == 403
     filtered = httpx.post(url, json={"query": "refund", "k": 5, "mode": "vector",
                                      "filter": {"file": "security.md"}}, timeout=60).json()["results"]
     assert filtered and {r["document_id"] for r in filtered} == {"security"}

@@ -23,7 +23,7 @@ def prepared(tiny_model, method="lora", **hyper):
     params = TrainParams(model=str(tiny_model), training_file=str(DEMO / "capitals.jsonl"),
                          validation_file=str(DEMO / "capitals_valid.jsonl"),
                          method={"type": method, "hyperparameters": hp})
-    return prepare(params, seed=11)
+    return prepare(params, seed=11, tenant="default")
 
 
 def run(prep, ctx, ckpt: Path | None = None, resume: bool = False):
