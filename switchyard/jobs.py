@@ -207,9 +207,13 @@ WHERE id IN (SELECT id FROM jobs WHERE attempts >= %(max_attempts)s AND NOT canc
 RETURNING *
 """
 
-# Back to the queue after an infrastructure fault, counted; refused once the retries are spent.
+# Back to the queue after an infrastructure fault, counted; refused once the retries are spent. A job
+# whose cancel was asked for meanwhile ends 'cancelled' instead (a queued job is never claimed again
+# once cancel_requested is set).
 RELEASE_FOR_RETRY_SQL = """
-UPDATE jobs SET status = 'queued', lease_owner = NULL, lease_expires_at = NULL, updated_at = now(),
+UPDATE jobs SET status = CASE WHEN cancel_requested THEN 'cancelled' ELSE 'queued' END,
+       finished_at = CASE WHEN cancel_requested THEN now() END,
+       lease_owner = NULL, lease_expires_at = NULL, updated_at = now(),
        dispatched_at = now(), infra_retries = infra_retries + 1
 WHERE id = %(id)s AND lease_owner = %(owner)s AND status = 'running' AND infra_retries < %(max_retries)s
 RETURNING *

@@ -51,8 +51,9 @@ def _sql(statement: str, *args) -> None:
 def test_a_queued_job_whose_message_is_gone_is_sent_again_once(stack, control_worker, settings_env):
     settings_env(REQUEUE_AFTER_S="5")
     job = _recorded()
-    # Sent long ago, never claimed: its message died with the broker.
-    _sql("UPDATE jobs SET dispatched_at = now() - interval '10 minutes' WHERE id = %s", job.id)
+    # Sent 30 s ago, never claimed: its message died with the broker. (30 s: past our 5 s delay, short
+    # of the 60 s of the session's own reaper, which must not take it first.)
+    _sql("UPDATE jobs SET dispatched_at = now() - interval '30 seconds' WHERE id = %s", job.id)
     results: list[list[jobs.Job]] = []
     racers = [threading.Thread(target=lambda: results.append(jobs.take_stale_queued(5))) for _ in range(4)]
     for racer in racers:
@@ -62,7 +63,7 @@ def test_a_queued_job_whose_message_is_gone_is_sent_again_once(stack, control_wo
     taken = [j for batch in results for j in batch if j.id == job.id]
     assert len(taken) == 1 and taken[0].redispatches == 1  # two reapers never both re-send it
     assert not [j for j in jobs.take_stale_queued(5) if j.id == job.id]  # not again before the delay
-    _sql("UPDATE jobs SET dispatched_at = now() - interval '10 minutes' WHERE id = %s", job.id)
+    _sql("UPDATE jobs SET dispatched_at = now() - interval '30 seconds' WHERE id = %s", job.id)
     assert control.reap()["resent"] >= 1  # through dispatch.send, to the live control worker
     final = _wait_final(job.id)
     assert final.status is JobStatus.SUCCEEDED and final.redispatches == 2
@@ -151,3 +152,17 @@ def test_a_full_queue_refuses_new_jobs_with_429(stack, settings_env):
         assert b'"queue_full"' in response.body
     finally:
         _sql("UPDATE jobs SET status = 'cancelled' WHERE id = %s", filler.id)
+
+
+def test_a_job_cancelled_while_a_connection_was_lost_ends_cancelled(stack, settings_env):
+    settings_env(INFRA_RETRY_BACKOFF_S="600", REQUEUE_AFTER_S="3600")
+
+    def cancelled_then_lost(_params, ctx):
+        jobs.request_cancel(ctx.job_id)  # the cancel lands while the job runs...
+        raise redis.exceptions.ConnectionError("Connection reset by peer")  # ...and then Redis goes
+
+    job = _recorded()
+    run_job(_delivery(job), cancelled_then_lost)
+    row = jobs.get(job.id)
+    assert row.status is JobStatus.CANCELLED and row.lease_owner is None
+    assert [e.type for e in events.replay(job.id)][-1] == "end"
