@@ -11,11 +11,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from switchyard.evaluation.resolve import tenant_adapter
 from switchyard.evaluation.schemas import GenerateSpec, Item
-
-
-class GenerationError(Exception):
-    """The model, adapter or graph a job named cannot be used (the whole job fails, with this reason)."""
 
 
 def model_config(spec: GenerateSpec, tenant: str) -> dict[str, Any]:
@@ -23,14 +20,7 @@ def model_config(spec: GenerateSpec, tenant: str) -> dict[str, Any]:
     from switchyard.llm.factory import model_spec
 
     if spec.adapter:
-        from switchyard.finetune.adapters import AdapterNotFound, get_adapter
-
-        try:
-            record = get_adapter(spec.adapter)
-        except AdapterNotFound:
-            record = None
-        if record is None or record.tenant != tenant:  # another tenant's adapter is "not found" too
-            raise GenerationError(f"no adapter named {spec.adapter!r}")
+        tenant_adapter(spec.adapter, tenant)  # NotFound unless the tenant's own
         config = {"provider": "local", "adapter": spec.adapter}
     else:
         config = model_spec(spec.model)

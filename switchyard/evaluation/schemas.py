@@ -19,7 +19,7 @@ METRICS: dict[str, str] = {
     "bleu1": "coco", "bleu2": "coco", "bleu3": "coco", "bleu4": "coco", "cider": "coco", "meteor": "coco",
     "spice": "coco",
     "vqa_accuracy": "vqa",
-    "clipscore": "clip", "refclipscore": "clip",
+    "clipscore": "clip", "refclipscore": "clip", "clip_compositionality": "clip", "zero_shot_accuracy": "clip",
     "perplexity": "lm", "token_accuracy": "lm",
     "citation_support": "rag",
 }
@@ -51,6 +51,9 @@ class Item(BaseModel):
     contexts: list[str] | None = Field(default=None, description="RAG: the passages the answer cites")
     retrieved: list[str] | None = Field(default=None, description="RAG: retrieved passage ids, best first")
     gold: list[str] | None = Field(default=None, description="RAG: ids of the passages that hold the answer")
+    foil: str | None = Field(default=None, description="compositionality probe: the attribute-swapped caption")
+    labels: list[str] | None = Field(default=None, description="zero-shot probe: the candidate class names")
+    label: str | None = Field(default=None, description="zero-shot probe: the right class name")
 
     @field_validator("id", mode="before")
     @classmethod
@@ -149,5 +152,5 @@ class EvalParams(BaseModel):
         if any(metric_family(m) == "lm" for m in self.metrics) and self.lm is None:
             raise ValueError("perplexity and token_accuracy need `lm` (base_model and/or adapter)")
         if any(metric_family(m) == "clip" for m in self.metrics) and not self.clip_model:
-            raise ValueError("clipscore and refclipscore need `clip_model`")
+            raise ValueError("CLIP metrics (clipscore, refclipscore and the CLIP probes) need `clip_model`")
         return self

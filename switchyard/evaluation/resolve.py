@@ -1,0 +1,38 @@
+"""Objects a job names, resolved within its tenant and the file roots: adapters and model directories."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+class NotFound(LookupError):
+    """The adapter or model a job names does not exist for its tenant."""
+
+
+def tenant_adapter(name: str, tenant: str) -> Any:
+    """The registered adapter ``name`` if it belongs to ``tenant`` (another tenant's is not found either)."""
+    from switchyard.finetune.adapters import AdapterNotFound, get_adapter
+
+    try:
+        record = get_adapter(name)
+    except AdapterNotFound:
+        record = None
+    if record is None or record.tenant != tenant:
+        raise NotFound(f"no adapter named {name!r}")
+    return record
+
+
+def model_dir(ref: str) -> Path:
+    """A local model directory (checked against the file roots) or a registered base model's path."""
+    path = Path(ref).expanduser()
+    if (path / "config.json").is_file():
+        from switchyard import sandbox
+
+        return sandbox.check_path(path)
+    from switchyard.finetune.models import UnknownModelError, resolve_model
+
+    try:
+        return resolve_model(ref)
+    except UnknownModelError as exc:
+        raise NotFound(str(exc)) from None
