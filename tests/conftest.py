@@ -8,11 +8,13 @@ real worker / API processes started on demand.
 from __future__ import annotations
 
 import contextlib
+import getpass
 import os
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -40,7 +42,9 @@ TEST_ENV = {
 # Inputs (docs/security-inputs.md): tests read the demo files by path, and outbound webhooks go to
 # receivers on "localhost" (an explicit allowlist entry may be a loopback address). Set here, not in
 # the stack fixture, because unit tests read demo files too; security tests override both.
-os.environ.setdefault("SWITCHYARD_FILE_ROOTS", str(ROOT / "demo"))
+# Pytest's own temporary directories are a root too: tests build tiny models and datasets there.
+PYTEST_TMP = Path(tempfile.gettempdir()) / f"pytest-of-{getpass.getuser()}"
+os.environ.setdefault("SWITCHYARD_FILE_ROOTS", f"{ROOT / 'demo'},{PYTEST_TMP}")
 os.environ.setdefault("SWITCHYARD_EGRESS_ALLOW", "localhost")
 
 

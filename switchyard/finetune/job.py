@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from switchyard import sandbox
 from switchyard.context import JobContext
 from switchyard.errors import InputRefused, InvalidParamsError
 from switchyard.finetune import data, files, presets
@@ -62,9 +63,14 @@ def prepare(params: TrainParams, seed: int, tenant: str) -> Prepared:
     from switchyard.finetune.train import load_tokenizer
 
     try:
+        if (Path(params.model).expanduser() / "config.json").is_file():
+            # A directory the caller names (not a registered base model) must lie under the file roots.
+            sandbox.check_path(Path(params.model).expanduser())
         model_path = resolve_model(params.model)
     except UnknownModelError as exc:
         raise InvalidParamsError(TASK, [{"loc": ["model"], "msg": str(exc), "type": "model_not_found"}]) from None
+    except InputRefused as exc:
+        raise InvalidParamsError(TASK, [{"loc": ["model"], "msg": str(exc), "type": "input_refused"}]) from None
     hp = params.resolved_hyperparameters()
     model_config = AutoConfig.from_pretrained(model_path)
     tokenizer = load_tokenizer(str(model_path))
