@@ -38,14 +38,18 @@ def _text(content: Any) -> str:
     return "".join(part.get("text", "") for part in content if isinstance(part, dict))
 
 
-def answerer(spec: GenerateSpec, tenant: str) -> Callable[[str], str]:
-    """A function prompt → answer text for ``spec``."""
+def _messages(prompt: str, system: str | None) -> list[dict[str, str]]:
+    return [*([{"role": "system", "content": system}] if system else []), {"role": "user", "content": prompt}]
+
+
+def answerer(spec: GenerateSpec, tenant: str) -> Callable[[str, str | None], str]:
+    """A function (prompt, system message) → answer text for ``spec``."""
     from switchyard.llm.factory import get_chat_model
 
     config = model_config(spec, tenant)
     if spec.graph is None:
         llm = get_chat_model(config)
-        return lambda prompt: _text(llm.invoke([("user", prompt)]).content)
+        return lambda prompt, system: _text(llm.invoke(_messages(prompt, system)).content)
 
     from langgraph.checkpoint.memory import InMemorySaver
 
@@ -53,8 +57,8 @@ def answerer(spec: GenerateSpec, tenant: str) -> Callable[[str], str]:
 
     graph = load_graph(spec.graph, model=config, tenant=tenant, checkpointer=InMemorySaver())
 
-    def ask(prompt: str) -> str:
-        state = graph.invoke({"messages": [{"role": "user", "content": prompt}]},
+    def ask(prompt: str, system: str | None) -> str:
+        state = graph.invoke({"messages": _messages(prompt, system)},
                              {"configurable": {"thread_id": f"eval-{uuid.uuid4().hex}"}})
         return _text(state["messages"][-1].content)
 
@@ -74,7 +78,7 @@ def fill_predictions(items: list[Item], spec: GenerateSpec, tenant: str,
             out.append(item)
         else:
             try:
-                out.append(item.model_copy(update={"prediction": ask(prompt)}))
+                out.append(item.model_copy(update={"prediction": ask(prompt, item.system)}))
             except Exception as exc:  # one item's failure (a provider error) must not lose the others
                 failed[item.id] = f"generate: {type(exc).__name__}: {exc}"
                 out.append(item.model_copy(update={"prediction": None}))

@@ -47,6 +47,7 @@ class Item(BaseModel):
     answers: list[str] | None = Field(default=None, description="VQA: the human answers (usually 10)")
     image: str | None = Field(default=None, description="a path, a data: URL or base64")
     prompt: str | None = Field(default=None, description="what `generate` answers")
+    system: str | None = Field(default=None, description="`generate`: a system message sent before the prompt")
     text: str | None = Field(default=None, description="held-out text for perplexity and token accuracy")
     contexts: list[str] | None = Field(default=None, description="RAG: the passages the answer cites")
     retrieved: list[str] | None = Field(default=None, description="RAG: retrieved passage ids, best first")
