@@ -32,6 +32,15 @@ def shutdown_key(owner: str) -> str:
     return f"switchyard:shutdown:{owner}"
 
 
+# Worker heartbeats for /metrics (switchyard.metrics): one hash per worker node, with a TTL.
+WORKER_METRICS_PREFIX = "switchyard:metrics:worker:"
+WORKER_METRICS_PATTERN = WORKER_METRICS_PREFIX + "*"
+
+
+def worker_metrics_key(node: str) -> str:
+    return WORKER_METRICS_PREFIX + node
+
+
 # API rate limit: one token bucket per caller (switchyard.api.ratelimit), shared by API replicas.
 def rate_limit_key(who: str) -> str:
     return f"switchyard:ratelimit:{who}"

@@ -40,6 +40,22 @@ def _clear_shutdown_flag(sender: object = None, **_: object) -> None:
         log.info("worker %s ready", hostname)
 
 
+_heartbeats: list = []
+
+
+@worker_ready.connect
+def _start_metrics_heartbeat(sender: object = None, **_: object) -> None:
+    """Report this worker (pool, GPU memory) for /metrics; see switchyard.metrics."""
+    from switchyard.metrics import Heartbeat
+
+    hostname = getattr(sender, "hostname", None)
+    if not hostname:
+        return
+    queues = list(getattr(sender.app.amqp.queues, "consume_from", None) or [])
+    pool = next((q for q in queues if q != constants.DEFAULT_QUEUE), queues[0] if queues else "unknown")
+    _heartbeats.append(Heartbeat(hostname, pool).start())
+
+
 @worker_shutting_down.connect
 def _announce_shutdown(sender: str | None = None, sig: str | None = None, how: str | None = None,
                        **_: object) -> None:
@@ -47,6 +63,8 @@ def _announce_shutdown(sender: str | None = None, sig: str | None = None, how: s
     from switchyard.redis_conn import get_redis
 
     mark_shutting_down()
+    for heartbeat in _heartbeats:
+        heartbeat.stop()
     if sender:
         log.warning("worker %s shutting down (%s, %s): running jobs will checkpoint and requeue",
                     sender, sig, how)

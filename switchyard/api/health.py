@@ -26,6 +26,7 @@ from prometheus_client.registry import Collector
 from switchyard import constants
 from switchyard.api.auth import presented_key
 from switchyard.api.errors import ErrorBody
+from switchyard.api.worker_metrics import WorkerCollector
 from switchyard.config import get_settings
 from switchyard.db import get_pool
 from switchyard.redis_conn import redis_url
@@ -245,6 +246,7 @@ class LedgerCollector(Collector):
 
 REGISTRY = CollectorRegistry(auto_describe=False)
 REGISTRY.register(LedgerCollector())
+REGISTRY.register(WorkerCollector())  # live workers per pool, GPU memory, LLM tokens
 
 
 @router.get("/metrics", summary="Prometheus metrics, read from the ledger and broker at scrape time",
