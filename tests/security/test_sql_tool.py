@@ -319,3 +319,43 @@ def test_migrate_sets_the_configured_reader_password_hashed(stack, app_db, monke
         assert stored.startswith("SCRAM-SHA-256$") and f"pw-{RUN}" not in stored
     finally:
         app_db.execute(f"ALTER ROLE {READER_ROLE} PASSWORD NULL")
+
+
+def test_production_roles_on_a_fresh_cluster(tmp_path, monkeypatch):
+    """As production would run it: a DBA makes `switchyard_app` (no superuser, CREATEROLE) the database's
+    owner and installs pgvector; migrations and the application run as switchyard_app, and create the
+    reader themselves. The steps only a superuser may do are skipped with a notice."""
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    from switchyard.config import reload_settings
+    from switchyard.db import close_pools, migrate
+    from switchyard.embedded import EmbeddedPostgres
+
+    server = EmbeddedPostgres(tmp_path / "pg")
+    admin_url = server.start()
+    try:
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            admin.execute("CREATE ROLE switchyard_app LOGIN NOSUPERUSER NOCREATEDB CREATEROLE")
+            admin.execute("CREATE DATABASE switchyard OWNER switchyard_app")
+        with psycopg.connect(make_conninfo(admin_url, dbname="switchyard"), autocommit=True) as admin:
+            admin.execute("CREATE EXTENSION vector")
+        app_url = make_conninfo("", **{**conninfo_to_dict(admin_url), "user": "switchyard_app", "dbname": "switchyard"})
+        assert "0006_sql_roles.sql" in migrate(app_url)
+        monkeypatch.setenv("SWITCHYARD_DATABASE_URL", app_url)
+        reload_settings()
+        with psycopg.connect(app_url, autocommit=True) as app:
+            role = app.execute("SELECT rolsuper, rolcreaterole, rolcanlogin FROM pg_roles WHERE rolname = %s",
+                               (READER_ROLE,)).fetchone()
+            assert role == (False, False, True)
+            seed(app, ACME, SECRET)
+            seed(app, GLOBEX, f"sk-globex-{RUN}")
+        from graphs.tools import make_sql_tool
+
+        tool = make_sql_tool({"switchyard": app_url}, tenant=GLOBEX)
+        assert [r["id"] for r in rows(tool.invoke({"query": "SELECT id FROM jobs"}))] == [f"job-{GLOBEX}"]
+        assert tool.invoke({"query": "SELECT * FROM public.jobs"}).startswith("error: InsufficientPrivilege")
+    finally:
+        close_pools()
+        monkeypatch.undo()
+        reload_settings()
+        server.stop()
