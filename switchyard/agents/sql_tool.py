@@ -21,9 +21,8 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import uuid
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -174,17 +173,12 @@ def run_query(target: SqlTarget, query: str, *, tenant: str, max_rows: int = 50,
                 return (f"error: database {target.name!r} is configured with a privileged role; "
                         "the SQL tool refuses to use it")
             pid, backend_start = who[0], who[1]
-            bound = _bound_to(tenant, pid, backend_start) if target.tenant_bound else _unbound()
+            bound = _bound_to(tenant, pid, backend_start) if target.tenant_bound else nullcontext()
             with bound:
                 rows, truncated = _fetch(conn, query, max_rows, timeout_ms)
     except psycopg.Error as exc:
         return f"error: {type(exc).__name__}: {str(exc).strip()}"
     return json.dumps({"rows": rows, "truncated": truncated}, default=str)
-
-
-@contextmanager
-def _unbound() -> Iterator[None]:
-    yield
 
 
 def _fetch(conn: psycopg.Connection, query: str, max_rows: int, timeout_ms: int) -> tuple[list[dict], bool]:
@@ -193,7 +187,7 @@ def _fetch(conn: psycopg.Connection, query: str, max_rows: int, timeout_ms: int)
     watchdog.daemon = True
     watchdog.start()
     try:
-        with conn.cursor(name=f"sql_tool_{uuid.uuid4().hex[:12]}") as cur:
+        with conn.cursor(name="sql_tool_query") as cur:  # one query per connection: one name will do
             cur.execute(query)
             cols = [c.name for c in cur.description or []]
             fetched = cur.fetchmany(max_rows + 1)
