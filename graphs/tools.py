@@ -117,10 +117,12 @@ def save_note(text: str, config: RunnableConfig) -> str:
     """Save a note for the user (persists; needs human approval)."""
     from switchyard.db import connection
 
-    thread_id = (config.get("configurable") or {}).get("thread_id", "")
+    configurable = config.get("configurable") or {}
+    # The run sets switchyard_tenant after the caller's configurable, so a caller cannot choose it.
+    thread_id, tenant = configurable.get("thread_id", ""), configurable.get("switchyard_tenant")
     with connection() as conn:
-        row = conn.execute("INSERT INTO agent_notes (thread_id, text) VALUES (%s, %s) RETURNING id",
-                           (thread_id, text)).fetchone()
+        row = conn.execute("INSERT INTO agent_notes (thread_id, text, tenant) VALUES (%s, %s, %s) RETURNING id",
+                           (thread_id, text, tenant)).fetchone()
     return f"saved note {row['id']}"
 
 

@@ -71,7 +71,9 @@ def _graph_input(params: RunParams, resuming: bool) -> Any:
 def _run_config(params: RunParams, ctx: JobContext, handler: Any) -> dict[str, Any]:
     settings = get_agent_settings()
     return {
-        "configurable": {**params.config.configurable, "thread_id": params.thread_id},
+        # The run's own keys go last: a caller's configurable cannot name another thread or tenant.
+        "configurable": {**params.config.configurable, "thread_id": params.thread_id,
+                         "switchyard_tenant": ctx.tenant},
         "recursion_limit": params.config.recursion_limit or settings.recursion_limit,
         "tags": params.config.tags,
         "metadata": {**params.config.metadata, "switchyard_run_id": ctx.job_id, "graph_id": params.graph},
