@@ -30,6 +30,13 @@ ANSWER_PROMPT = (
 )
 
 
+# Only the first words of a grade and the first line of a rewrite are read: a small local model would
+# otherwise spend seconds writing paragraphs nobody reads (``max_tokens`` is the OpenAI name; the local
+# provider takes it too).
+GRADE_TOKENS = 4
+REWRITE_TOKENS = 24
+
+
 class RagAnswerState(AgentState):
     query: str
     documents: list[dict[str, Any]]
@@ -64,7 +71,7 @@ def build_rag_answer(llm: Any, retriever: Any = None, checkpointer: Any = None, 
         if not docs:
             return {"relevant": False}
         reply = quiet.invoke([HumanMessage(GRADE_PROMPT.format(
-            question=last_question(state["messages"]), passages=format_passages(docs)))])
+            question=last_question(state["messages"]), passages=format_passages(docs)))], max_tokens=GRADE_TOKENS)
         return {"relevant": "no" not in _text(reply).strip().lower()[:8]}
 
     def decide(state: RagAnswerState) -> Literal["rewrite", "generate"]:
@@ -74,7 +81,7 @@ def build_rag_answer(llm: Any, retriever: Any = None, checkpointer: Any = None, 
 
     def rewrite(state: RagAnswerState) -> dict:
         reply = quiet.invoke([HumanMessage(REWRITE_PROMPT.format(
-            query=state.get("query"), question=last_question(state["messages"])))])
+            query=state.get("query"), question=last_question(state["messages"])))], max_tokens=REWRITE_TOKENS)
         query = _text(reply).strip().splitlines()[0].strip(' "') if _text(reply).strip() else state["query"]
         return {"query": query, "rewrites": state.get("rewrites", 0) + 1}
 

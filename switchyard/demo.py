@@ -96,6 +96,10 @@ def _pool_steps() -> list[Step]:
         steps.append(finetune_step)
         if index and importlib.util.find_spec("langgraph"):  # the agent answers from the indexed corpus
             steps.append(agent_step)
+    if importlib.util.find_spec("cachetools"):  # the cache extra: ask twice, the second from the cache
+        from switchyard.cache.demo import cache_step
+
+        steps.append(cache_step)
     if importlib.util.find_spec("peft") and importlib.util.find_spec("sacrebleu"):  # last: base vs. adapter
         from switchyard.evaluation.demo import eval_step
 

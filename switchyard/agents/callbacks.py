@@ -22,6 +22,8 @@ from langchain_core.messages import AIMessage
 from langchain_core.messages.ai import add_usage
 from langchain_core.outputs import ChatGeneration, LLMResult
 
+from switchyard.cache.streaming import cached_hit, token_pieces
+
 Emit = Callable[[str, dict[str, Any]], Any]
 
 
@@ -51,6 +53,7 @@ class RunCallbackHandler(UsageMetadataCallbackHandler):
         self.llm_calls = 0
         self.tool_calls = 0
         self.tool_errors = 0
+        self.cache = {"hits": 0, "tokens_saved": 0}  # LLM cache hits of this run (switchyard.cache)
         self._models: dict[UUID, str] = {}
         self._token_lock = threading.Lock()
 
@@ -101,7 +104,18 @@ class RunCallbackHandler(UsageMetadataCallbackHandler):
                 self.usage_metadata[model] = add_usage(previous, usage) if previous else usage
         where = self._calls.pop(run_id, None)
         unstreamed = where is not None and run_id not in self._streamed and message is not None
-        if unstreamed and isinstance(message.content, str) and message.content:
+        hit = cached_hit(message)
+        if hit is not None:  # served by the LLM cache: counted, and streamed as cached pieces
+            self.cache["hits"] += 1
+            self.cache["tokens_saved"] += int((hit.get("saved") or {}).get("total_tokens", 0))
+        if unstreamed and hit is not None and isinstance(message.content, str) and message.content:
+            if self.first_token_at is None:
+                self.first_token_at = time.monotonic()
+            for piece in token_pieces(message.content) if self.publish_tokens else []:
+                self.tokens += 1
+                self._emit("token", {"content": piece, "id": message.id, "node": where["node"],
+                                     "step": where["step"], "ns": where["ns"], "cached": True})
+        elif unstreamed and isinstance(message.content, str) and message.content:
             # A model that does not stream: its whole answer is one token.
             if self.first_token_at is None:
                 self.first_token_at = time.monotonic()
@@ -158,4 +172,5 @@ class RunCallbackHandler(UsageMetadataCallbackHandler):
             "llm_calls": self.llm_calls,
             "tool_calls": self.tool_calls,
             "tool_errors": self.tool_errors,
+            "cache": dict(self.cache),
         }

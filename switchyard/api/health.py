@@ -247,6 +247,10 @@ class LedgerCollector(Collector):
 REGISTRY = CollectorRegistry(auto_describe=False)
 REGISTRY.register(LedgerCollector())
 REGISTRY.register(WorkerCollector())  # live workers per pool, GPU memory, LLM tokens
+with contextlib.suppress(ImportError):  # the LLM cache's counters, from Redis (switchyard.cache.metrics)
+    from switchyard.cache.metrics import CacheCollector
+
+    REGISTRY.register(CacheCollector())
 
 
 @router.get("/metrics", summary="Prometheus metrics, read from the ledger and broker at scrape time",

@@ -124,3 +124,70 @@ def bases() -> None:
 
     for entry in list_base_models():
         click.echo(f"{entry.name}\t{entry.path}\t{entry.description or ''}")
+
+
+@click.group()
+def models() -> None:
+    """Base models: the registry jobs and the local chat provider resolve names in, and built-in models."""
+
+
+@models.command("list")
+def models_list() -> None:
+    """Registered base models, and the built-in ones with whether their wheel is installed and converted."""
+    from switchyard.finetune.base_models import (
+        BUILTIN_MODELS,
+        ModelNotInstalledError,
+        converted_dir,
+        find_gguf,
+        is_converted,
+    )
+    from switchyard.finetune.models import list_base_models
+
+    registered = {entry.name: entry for entry in list_base_models()}
+    for entry in registered.values():
+        click.echo(f"{entry.name}\t{entry.path}\t{entry.description or ''}")
+    for name, builtin in BUILTIN_MODELS.items():
+        if name in registered:
+            continue
+        try:
+            find_gguf(builtin)
+            state = f"converted: {converted_dir(name)}" if is_converted(name) else "converted on first use"
+        except ModelNotInstalledError:
+            state = f"not installed: {builtin.install_command}"
+        click.echo(f"{name}\t(built-in, {state})\t{builtin.description}")
+
+
+@models.command("add")
+@click.argument("name")
+@click.argument("path", required=False, type=click.Path(exists=True, file_okay=False))
+@click.option("--description", default=None)
+def models_add(name: str, path: str | None, description: str | None) -> None:
+    """Register PATH (a save_pretrained directory) as NAME; without PATH, convert built-in model NAME now."""
+    from pathlib import Path
+
+    from switchyard.finetune.base_models import BUILTIN_MODELS
+    from switchyard.finetune.models import UnknownModelError, register_base_model, resolve_model
+
+    if path is None:
+        if name not in BUILTIN_MODELS:
+            raise click.ClickException(f"{name!r} is not a built-in model ({', '.join(BUILTIN_MODELS)}): give a PATH")
+        try:
+            click.echo(f"{name} -> {resolve_model(name)}")
+        except UnknownModelError as exc:
+            raise click.ClickException(str(exc)) from None
+        return
+    if not (Path(path) / "config.json").is_file():
+        raise click.ClickException(f"{path} has no config.json (expected a save_pretrained directory)")
+    entry = register_base_model(name, Path(path).resolve(), description)
+    click.echo(f"{entry.name} -> {entry.path}")
+
+
+@models.command("remove")
+@click.argument("name")
+def models_remove(name: str) -> None:
+    """Forget NAME in the registry (its files stay; a built-in model is registered again on next use)."""
+    from switchyard.finetune.models import delete_base_model
+
+    if not delete_base_model(name):
+        raise click.ClickException(f"no base model named {name!r} (see `switchyard models list`)")
+    click.echo(f"removed {name}")
