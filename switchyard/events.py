@@ -21,6 +21,8 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import psycopg
+import psycopg_pool
 import redis.exceptions
 
 from switchyard import constants
@@ -127,6 +129,7 @@ def publish_many(job_id: str, items: list[tuple[str, dict[str, Any] | None]], *,
 
 
 REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+BACKENDS_DOWN = (*REDIS_DOWN, psycopg.OperationalError, psycopg_pool.PoolTimeout)
 # After Redis lost a job's counter, its next seq starts this far above the last one Postgres knows:
 # the events in between (non-durable types, kept in Redis only) are gone, and a live subscriber may
 # have seen their seqs; numbers must never repeat. A subscriber treats the jump as a gap it cannot fill.
@@ -307,7 +310,7 @@ def subscribe(
     pubsub = _open_pubsub(job_id)
     cursor = _Cursor(after_seq)
     try:
-        yield from cursor.fresh(replay(job_id, cursor.last))
+        yield from cursor.fresh(_replay_or_nothing(job_id, cursor.last))
         waited = 0.0
         while not cursor.done:
             message = None
@@ -323,18 +326,34 @@ def subscribe(
             if message is None:
                 waited += poll_s
                 # Quiet channel: the log may hold what pub/sub dropped (a reconnect, say).
-                batch = cursor.fresh(replay(job_id, cursor.last))
+                batch = cursor.fresh(_replay_or_nothing(job_id, cursor.last))
                 if not batch and timeout is not None and waited >= timeout:
                     raise TimeoutError(f"no event for job {job_id} in {timeout}s")
             else:
                 event = Event.from_json(message["data"])
-                batch = cursor.fresh(replay(job_id, cursor.last) if cursor.is_gap(event) else [event])
+                batch = cursor.fresh(_replay_or_nothing(job_id, cursor.last) if cursor.is_gap(event) else [event])
             if batch:
                 waited = 0.0
                 yield from batch
     finally:
         if pubsub is not None:
             _close_quietly(pubsub)
+
+
+def _replay_or_nothing(job_id: str, after_seq: int) -> list[Event]:
+    """``replay`` for a subscriber: nothing yet while Redis and Postgres are down (a restart); the
+    subscriber has not advanced, so it asks again and misses nothing."""
+    try:
+        return replay(job_id, after_seq)
+    except BACKENDS_DOWN:
+        return []
+
+
+async def _areplay_or_nothing(job_id: str, after_seq: int) -> list[Event]:
+    try:
+        return await areplay(job_id, after_seq)
+    except BACKENDS_DOWN:
+        return []
 
 
 def _open_pubsub(job_id: str):  # -> redis.client.PubSub | None
@@ -372,7 +391,7 @@ async def asubscribe(job_id: str, after_seq: int = 0, *, poll_s: float = 1.0) ->
     pubsub = await open_pubsub()
     cursor = _Cursor(after_seq)
     try:
-        for event in cursor.fresh(await areplay(job_id, cursor.last)):
+        for event in cursor.fresh(await _areplay_or_nothing(job_id, cursor.last)):
             yield event
         while not cursor.done:
             message = None
@@ -386,10 +405,11 @@ async def asubscribe(job_id: str, after_seq: int = 0, *, poll_s: float = 1.0) ->
                     await pubsub.aclose()
                     pubsub = None
             if message is None:
-                batch = cursor.fresh(await areplay(job_id, cursor.last))
+                batch = cursor.fresh(await _areplay_or_nothing(job_id, cursor.last))
             else:
                 event = Event.from_json(message["data"])
-                batch = cursor.fresh(await areplay(job_id, cursor.last) if cursor.is_gap(event) else [event])
+                batch = cursor.fresh(await _areplay_or_nothing(job_id, cursor.last) if cursor.is_gap(event)
+                                     else [event])
             for event in batch:
                 yield event
     finally:
