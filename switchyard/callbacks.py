@@ -30,7 +30,7 @@ RETURNING attempts
 def schedule_callback(job: Job) -> None:
     with connection() as conn:
         conn.execute(UPSERT_SQL, (job.id, job.callback_url))
-    from workers.app import app
+    from switchyard.celery_app import app
 
     app.send_task("switchyard.control.callback", kwargs={"job_id": job.id}, queue="control",
                   routing_key="control")

@@ -19,7 +19,7 @@ log = logging.getLogger("switchyard.dispatch")
 def send(job: Job, *, countdown: float | None = None) -> None:
     """Put a recorded job's message on its queue (same id as the ledger row), after ``countdown``
     seconds if given (a retry's backoff)."""
-    from workers.app import app
+    from switchyard.celery_app import app
 
     headers = {constants.HEADER_PRODUCER: job.producer, constants.HEADER_TENANT: job.tenant}
     app.send_task(job.kind, kwargs=job.params, task_id=job.id, queue=job.queue, routing_key=job.queue,
