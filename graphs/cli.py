@@ -13,9 +13,9 @@ def graph() -> None:
 @graph.command("list")
 def list_graphs() -> None:
     """List the registered graphs."""
-    from graphs import GRAPHS
+    from switchyard.agents.graph_catalog import graphs
 
-    for spec in GRAPHS.values():
+    for spec in graphs().values():
         click.echo(f"{spec.name:12} {spec.description}")
 
 

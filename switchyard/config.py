@@ -40,6 +40,11 @@ class Settings(BaseSettings):
     reaper_interval_s: float = 2.0
     dispatch_grace_s: float = 30.0
 
+    # Agent graphs by name, added to or overriding the defaults (switchyard.agents.graph_catalog), as
+    # LangGraph's langgraph.json names them: {"name": "module:build_fn"} or {"name": {"builder":
+    # "module:build_fn", "description": "..."}}; e.g. SWITCHYARD_GRAPHS='{"mine": "my_pkg.g:build_mine"}'.
+    graphs: dict[str, str | dict[str, str]] = Field(default_factory=dict)
+
     # Faults (RELIABILITY.md). A queued job nobody claimed within requeue_after_s is sent again (its
     # message may have died with the broker), backing off to 16x; a job interrupted by a lost connection
     # to Redis, Postgres or the broker is retried up to max_infra_retries times, waiting

@@ -43,8 +43,8 @@ def load_graph(name: str, *, model: Any = None, tenant: str | None = None, check
     ``tenant`` is the run's: the retriever searches only its collections and a model it names must be its
     own adapter. ``None`` is the operator (CLI, drawing a graph): tenant ``default``, any adapter.
     """
-    from graphs import build_graph
     from switchyard.agents.checkpoints import get_checkpointer
+    from switchyard.agents.graph_catalog import build_graph
     from switchyard.llm import get_chat_model
 
     settings = get_agent_settings()

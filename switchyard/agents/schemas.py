@@ -55,10 +55,11 @@ class RunParams(BaseModel):
     @field_validator("graph")
     @classmethod
     def _known_graph(cls, value: str) -> str:
-        from graphs import GRAPHS  # the registry only; no graph module is imported
+        from switchyard.agents.graph_catalog import graphs  # names only; no graph module is imported
 
-        if value not in GRAPHS:
-            raise ValueError(f"unknown graph {value!r}; known: {sorted(GRAPHS)}")
+        known = graphs()
+        if value not in known:
+            raise ValueError(f"unknown graph {value!r}; known: {sorted(known)}")
         return value
 
     @field_validator("stream_mode", mode="before")

@@ -42,7 +42,7 @@ def _ts(value: Any) -> str | None:
 # --- assistants ----------------------------------------------------------------------------------------
 
 def _assistant(name: str) -> dict[str, Any]:
-    from graphs import get_spec
+    from switchyard.agents.graph_catalog import get_spec
 
     spec = get_spec(name)
     return {"assistant_id": spec.name, "graph_id": spec.name, "name": spec.name, "description": spec.description,
@@ -50,20 +50,21 @@ def _assistant(name: str) -> dict[str, Any]:
 
 
 def _known_assistant(assistant_id: str) -> str:
-    from graphs import GRAPHS
+    from switchyard.agents.graph_catalog import graphs
 
-    if assistant_id not in GRAPHS:
+    known = graphs()
+    if assistant_id not in known:
         raise APIError(status.HTTP_404_NOT_FOUND, "not_found",
-                       f"no assistant {assistant_id!r}; known: {sorted(GRAPHS)}")
+                       f"no assistant {assistant_id!r}; known: {sorted(known)}")
     return assistant_id
 
 
 @router.post("/assistants/search", summary="List assistants (one per registered graph)")
 def search_assistants(tenant: Tenant, body: Annotated[dict[str, Any] | None, Body()] = None) -> list[dict]:
-    from graphs import GRAPHS
+    from switchyard.agents.graph_catalog import graphs
 
     graph_id = (body or {}).get("graph_id")
-    return [_assistant(n) for n in GRAPHS if graph_id in (None, n)]
+    return [_assistant(n) for n in graphs() if graph_id in (None, n)]
 
 
 @router.get("/assistants/{assistant_id}", summary="Get an assistant")
@@ -73,7 +74,7 @@ def get_assistant(assistant_id: str, tenant: Tenant) -> dict[str, Any]:
 
 @router.get("/assistants/{assistant_id}/graph", summary="The assistant's graph (nodes and edges)")
 def get_assistant_graph(assistant_id: str, tenant: Tenant, xray: bool = False) -> dict[str, Any]:
-    from graphs import build_graph
+    from switchyard.agents.graph_catalog import build_graph
 
     return build_graph(_known_assistant(assistant_id)).get_graph(xray=xray).to_json()
 
@@ -153,8 +154,8 @@ def delete_thread(thread_id: str, tenant: Tenant) -> Response:
 
 
 def _graph_for(row: dict[str, Any]) -> Any:
-    from graphs import build_graph
     from switchyard.agents.checkpoints import get_checkpointer
+    from switchyard.agents.graph_catalog import build_graph
 
     # Reading state runs no node: no model or retriever needed.
     return build_graph(row["graph"], None, None, get_checkpointer())
