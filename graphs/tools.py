@@ -115,15 +115,12 @@ def make_sql_tool(databases: Mapping[str, str], *, tenant: str, max_rows: int | 
 @tool
 def save_note(text: str, config: RunnableConfig) -> str:
     """Save a note for the user (persists; needs human approval)."""
-    from switchyard.db import connection
+    from switchyard.agents.threads import save_note as store_note
 
     configurable = config.get("configurable") or {}
     # The run sets switchyard_tenant after the caller's configurable, so a caller cannot choose it.
     thread_id, tenant = configurable.get("thread_id", ""), configurable.get("switchyard_tenant")
-    with connection() as conn:
-        row = conn.execute("INSERT INTO agent_notes (thread_id, text, tenant) VALUES (%s, %s, %s) RETURNING id",
-                           (thread_id, text, tenant)).fetchone()
-    return f"saved note {row['id']}"
+    return f"saved note {store_note(thread_id, text, tenant)}"
 
 
 save_note.metadata = {SIDE_EFFECT: True}

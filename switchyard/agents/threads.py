@@ -16,7 +16,8 @@ A redelivered run (its worker died) finds itself still holding the thread and ca
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from switchyard import jobs
@@ -48,6 +49,17 @@ VALUES (%(run_id)s, %(thread_id)s, %(graph)s, %(tenant)s, %(strategy)s, %(metada
 ON CONFLICT (run_id) DO NOTHING
 """
 LOCK_THREAD_SQL = "SELECT * FROM agent_threads WHERE thread_id = %s FOR UPDATE"
+GET_THREAD_SQL = "SELECT * FROM agent_threads WHERE thread_id = %s"
+DELETE_THREAD_SQL = "DELETE FROM agent_threads WHERE thread_id = %s"
+SEARCH_THREADS_SQL = (
+    "SELECT * FROM agent_threads WHERE tenant = %(tenant)s AND metadata @> %(metadata)s"
+    " AND (%(status)s::text IS NULL OR status = %(status)s)"
+    " ORDER BY updated_at DESC LIMIT %(limit)s OFFSET %(offset)s"
+)
+LOCK_ACTIVE_RUN_SQL = "SELECT active_run FROM agent_threads WHERE thread_id = %s FOR UPDATE"
+GET_RUN_SQL = "SELECT * FROM agent_runs WHERE run_id = %s"
+LIST_RUNS_SQL = "SELECT * FROM agent_runs WHERE thread_id = %s ORDER BY created_at DESC LIMIT %s"
+INSERT_NOTE_SQL = "INSERT INTO agent_notes (thread_id, text, tenant) VALUES (%s, %s, %s) RETURNING id"
 # Enqueued runs go first come, first served: an older run still waiting on the thread goes first.
 EARLIER_WAITING_SQL = """
 SELECT r.run_id FROM agent_runs r JOIN jobs j ON j.id = r.run_id
@@ -89,10 +101,39 @@ def ensure_thread(thread_id: str, *, tenant: str = "default", graph: str | None 
 
 def get_thread(thread_id: str) -> dict[str, Any]:
     with connection() as conn:
-        row = conn.execute("SELECT * FROM agent_threads WHERE thread_id = %s", (thread_id,)).fetchone()
+        row = conn.execute(GET_THREAD_SQL, (thread_id,)).fetchone()
     if row is None:
         raise ThreadNotFoundError(thread_id)
     return row
+
+
+def search_threads(tenant: str, *, metadata: dict[str, Any] | None = None, status: str | None = None,
+                   limit: int = 10, offset: int = 0) -> list[dict[str, Any]]:
+    """The tenant's threads whose metadata contains ``metadata`` (and of ``status``, if given), newest first."""
+    with connection() as conn:
+        return conn.execute(SEARCH_THREADS_SQL, {"tenant": tenant, "metadata": json.dumps(metadata or {}),
+                                                 "status": status, "limit": limit, "offset": offset}).fetchall()
+
+
+def delete_thread(thread_id: str) -> None:
+    """Forget the thread's row (its checkpoints are the checkpointer's to delete)."""
+    with connection() as conn:
+        conn.execute(DELETE_THREAD_SQL, (thread_id,))
+
+
+@contextmanager
+def locked_thread(thread_id: str) -> Iterator[str | None]:
+    """Hold the thread's row locked for the block, so no run can take the thread meanwhile; yields the
+    run that holds it now, if any."""
+    with connection() as conn, conn.transaction():
+        row = conn.execute(LOCK_ACTIVE_RUN_SQL, (thread_id,)).fetchone()
+        yield row["active_run"] if row else None
+
+
+def save_note(thread_id: str, text: str, tenant: str | None) -> int:
+    """Store a note for the user (the ``save_note`` tool); its id."""
+    with connection() as conn:
+        return conn.execute(INSERT_NOTE_SQL, (thread_id, text, tenant)).fetchone()["id"]
 
 
 def record_run(run_id: str, thread_id: str, graph: str, *, tenant: str = "default", strategy: str = "enqueue",
@@ -105,13 +146,12 @@ def record_run(run_id: str, thread_id: str, graph: str, *, tenant: str = "defaul
 
 def get_run(run_id: str) -> dict[str, Any] | None:
     with connection() as conn:
-        return conn.execute("SELECT * FROM agent_runs WHERE run_id = %s", (run_id,)).fetchone()
+        return conn.execute(GET_RUN_SQL, (run_id,)).fetchone()
 
 
 def list_runs(thread_id: str, limit: int = 50) -> list[dict[str, Any]]:
     with connection() as conn:
-        return conn.execute("SELECT * FROM agent_runs WHERE thread_id = %s ORDER BY created_at DESC LIMIT %s",
-                            (thread_id, limit)).fetchall()
+        return conn.execute(LIST_RUNS_SQL, (thread_id, limit)).fetchall()
 
 
 def _live(run_id: str | None) -> bool:

@@ -121,16 +121,9 @@ def create_thread(tenant: Tenant, body: Annotated[ThreadCreate | None, Body()] =
 
 @router.post("/threads/search", summary="Search threads")
 def search_threads(tenant: Tenant, body: Annotated[dict[str, Any] | None, Body()] = None) -> list[dict]:
-    from switchyard.db import connection
-
     body = body or {}
-    with connection() as conn:
-        rows = conn.execute(
-            "SELECT * FROM agent_threads WHERE tenant = %(tenant)s AND metadata @> %(metadata)s"
-            " AND (%(status)s::text IS NULL OR status = %(status)s)"
-            " ORDER BY updated_at DESC LIMIT %(limit)s OFFSET %(offset)s",
-            {"tenant": tenant, "metadata": json.dumps(body.get("metadata") or {}), "status": body.get("status"),
-             "limit": int(body.get("limit", 10)), "offset": int(body.get("offset", 0))}).fetchall()
+    rows = threads.search_threads(tenant, metadata=body.get("metadata"), status=body.get("status"),
+                                  limit=int(body.get("limit", 10)), offset=int(body.get("offset", 0)))
     return [_thread_out(r) for r in rows]
 
 
@@ -144,12 +137,10 @@ def get_thread(thread_id: str, tenant: Tenant) -> dict[str, Any]:
 @router.delete("/threads/{thread_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Delete a thread")
 def delete_thread(thread_id: str, tenant: Tenant) -> Response:
     from switchyard.agents.checkpoints import get_checkpointer
-    from switchyard.db import connection
 
     _tenant_thread(thread_id, tenant)
     get_checkpointer().delete_thread(thread_id)
-    with connection() as conn:
-        conn.execute("DELETE FROM agent_threads WHERE thread_id = %s", (thread_id,))
+    threads.delete_thread(thread_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -203,8 +194,6 @@ class StateUpdate(BaseModel):
 
 @router.post("/threads/{thread_id}/state", summary="Update the thread's state, as if a node wrote it")
 def update_thread_state(thread_id: str, body: StateUpdate, tenant: Tenant) -> dict[str, Any]:
-    from switchyard.db import connection
-
     row = _tenant_thread(thread_id, tenant)
     if not row.get("graph"):
         raise APIError(status.HTTP_409_CONFLICT, "conflict", f"thread {thread_id} has not run a graph yet")
@@ -212,12 +201,9 @@ def update_thread_state(thread_id: str, body: StateUpdate, tenant: Tenant) -> di
     if body.checkpoint_id:
         configurable["checkpoint_id"] = body.checkpoint_id
     # The thread's row stays locked while the state is written, so no run can take the thread meanwhile.
-    with connection() as conn, conn.transaction():
-        locked = conn.execute("SELECT active_run FROM agent_threads WHERE thread_id = %s FOR UPDATE",
-                              (thread_id,)).fetchone()
-        if locked and locked["active_run"]:
-            raise APIError(status.HTTP_409_CONFLICT, "conflict",
-                           f"thread {thread_id} is busy with run {locked['active_run']}")
+    with threads.locked_thread(thread_id) as active_run:
+        if active_run:
+            raise APIError(status.HTTP_409_CONFLICT, "conflict", f"thread {thread_id} is busy with run {active_run}")
         try:
             written = _graph_for(row).update_state({"configurable": configurable}, body.values,
                                                    as_node=body.as_node)
