@@ -65,20 +65,22 @@ class Event:
 
 
 # KEYS: seq key, log stream, job channel, all-jobs channel
-# ARGV: job_id, ts, maxlen, ttl, seq floor, then (type, data JSON, global 0/1) for each event
+# ARGV: job_id, ts, maxlen, ttl, start, minimum, then (type, data JSON, global 0/1) for each event
 # Each event's JSON is built here, after INCR, so seq order = log order = publish order.
-# The floor guards the counter after Redis lost it (a restart without persistence): with no counter
-# and no floor ('') the script publishes nothing and returns nil, and the caller asks Postgres where
-# the job's log stands (_seq_floor); a counter below a given floor is raised to it.
+# start and minimum guard the counter after Redis lost it (a restart without persistence): with no
+# counter and no start ('') the script publishes nothing and returns nil, and the caller asks Postgres
+# where the job's log stands (_seq_floor) and passes that as start; an existing counter below minimum
+# (a seq this process wrote to Postgres while Redis was unreachable) is raised to it.
 _PUBLISH_LUA = """
 local cur = tonumber(redis.call('GET', KEYS[1]) or '-1')
-if ARGV[5] == '' then
-  if cur < 0 then return false end
-elseif cur < tonumber(ARGV[5]) then
+if cur < 0 then
+  if ARGV[5] == '' then return false end
   redis.call('SET', KEYS[1], ARGV[5])
+elseif ARGV[6] ~= '' and cur < tonumber(ARGV[6]) then
+  redis.call('SET', KEYS[1], ARGV[6])
 end
 local out = {}
-for i = 6, #ARGV, 3 do
+for i = 7, #ARGV, 3 do
   local seq = redis.call('INCR', KEYS[1])
   local ev = '{"seq":' .. seq .. ',"job_id":' .. cjson.encode(ARGV[1]) .. ',"type":' .. cjson.encode(ARGV[i])
           .. ',"data":' .. ARGV[i + 1] .. ',"ts":' .. ARGV[2] .. '}'
@@ -115,16 +117,19 @@ def publish_many(job_id: str, items: list[tuple[str, dict[str, Any] | None]], *,
     for type, _data in items:
         if type not in EVENT_TYPES:
             raise ValueError(f"unknown event type {type!r}; expected one of {sorted(EVENT_TYPES)}")
+    minimum = _floors.pop(job_id, "")
     try:
-        published = _publish_redis(job_id, items, "0" if first else _floors.pop(job_id, ""), persist)
+        published = _publish_redis(job_id, items, "0" if first else "", minimum)
+        if published is None:  # Redis has no counter for this job (new job, or Redis lost it)
+            published = _publish_redis(job_id, items, str(_seq_floor(job_id, persist)), minimum)
     except REDIS_DOWN as exc:
+        if minimum:
+            _floors.setdefault(job_id, minimum)  # still owed to Redis
         return _publish_postgres(job_id, items, persist, exc)
-    if published is None:  # Redis has no counter for this job (new job, or Redis lost it)
-        published = _publish_redis(job_id, items, str(_seq_floor(job_id, persist)), persist)
     _remember(job_id, published[-1].seq)
     durable = [e for e in published if e.type in DURABLE_TYPES]
     if durable and persist:
-        _persist(durable)
+        _persist_retrying(durable)
     return published
 
 
@@ -139,15 +144,34 @@ _last_seq: dict[str, int] = {}
 _floors: dict[str, str] = {}
 _LAST_SEQ_MAX = 10_000
 
+# Postgres's durable copy of events (table job_events, owned here).
+MAX_SEQ_SQL = "SELECT max(seq) AS seq FROM job_events WHERE job_id = %s"
+PERSIST_EVENTS_SQL = (
+    "INSERT INTO job_events (job_id, seq, type, data, ts) VALUES (%s, %s, %s, %s, %s)"
+    " ON CONFLICT DO NOTHING"
+)
+APPEND_EVENT_SQL = (
+    "INSERT INTO job_events (job_id, seq, type, data, ts)"
+    " SELECT %(id)s, greatest(coalesce(max(seq), 0), %(known)s) + 1, %(type)s, %(data)s, %(ts)s"
+    " FROM job_events WHERE job_id = %(id)s ON CONFLICT DO NOTHING RETURNING seq"
+)
+DURABLE_EVENTS_SQL = "SELECT seq, type, data, ts FROM job_events WHERE job_id = %s AND seq > %s ORDER BY seq"
+DURABLE_EVENTS_BEFORE_SQL = """
+SELECT seq, type, data, ts FROM job_events
+WHERE job_id = %(job_id)s AND type = ANY(%(types)s) AND seq < %(before)s
+ORDER BY seq DESC LIMIT %(limit)s
+"""
 
-def _publish_redis(job_id: str, items: list[tuple[str, dict[str, Any] | None]], floor: str,
-                   persist: bool) -> list[Event] | None:
+
+def _publish_redis(job_id: str, items: list[tuple[str, dict[str, Any] | None]], start: str,
+                   minimum: str) -> list[Event] | None:
     global _script
     settings = get_settings()
     client = get_redis()
     if _script is None or _script.registered_client is not client:
         _script = client.register_script(_PUBLISH_LUA)
-    args: list[Any] = [job_id, repr(time.time()), settings.event_log_maxlen, settings.event_log_ttl_s, floor]
+    args: list[Any] = [job_id, repr(time.time()), settings.event_log_maxlen, settings.event_log_ttl_s, start,
+                       minimum]
     for type, data in items:
         args += [type, json.dumps(data or {}, separators=(",", ":"), default=str),
                  "1" if type in GLOBAL_TYPES else "0"]
@@ -171,7 +195,7 @@ def _seq_floor(job_id: str, persist: bool) -> int:
         from switchyard.db import connection
 
         with connection() as conn:
-            row = conn.execute("SELECT max(seq) AS seq FROM job_events WHERE job_id = %s", (job_id,)).fetchone()
+            row = conn.execute(MAX_SEQ_SQL, (job_id,)).fetchone()
         known = max(known, row["seq"] or 0)
     return known + SEQ_JUMP_AFTER_LOSS if known else 0
 
@@ -194,9 +218,7 @@ def _publish_postgres(job_id: str, items: list[tuple[str, dict[str, Any] | None]
             # One statement picks the next seq and inserts; a concurrent writer's conflict is retried.
             while True:
                 row = conn.execute(
-                    "INSERT INTO job_events (job_id, seq, type, data, ts)"
-                    " SELECT %(id)s, greatest(coalesce(max(seq), 0), %(known)s) + 1, %(type)s, %(data)s, %(ts)s"
-                    " FROM job_events WHERE job_id = %(id)s ON CONFLICT DO NOTHING RETURNING seq",
+                    APPEND_EVENT_SQL,
                     {"id": job_id, "known": _last_seq.get(job_id, 0), "type": type,
                      "data": json.dumps(data or {}, default=str), "ts": ts},
                 ).fetchone()
@@ -210,14 +232,29 @@ def _publish_postgres(job_id: str, items: list[tuple[str, dict[str, Any] | None]
     return out
 
 
+def _persist_retrying(durable: list[Event]) -> None:
+    """The Postgres copy, retried through a Postgres restart (up to ``ledger_retry_s``): an event that
+    only Redis holds dies with the next Redis restart, and a subscriber would wait for it forever."""
+    deadline = time.monotonic() + get_settings().ledger_retry_s
+    delay = 0.2
+    while True:
+        try:
+            return _persist(durable)
+        except (psycopg.OperationalError, psycopg_pool.PoolTimeout) as exc:
+            if time.monotonic() + delay > deadline:
+                raise
+            log.warning("keeping events of job %s in Postgres failed (%s); retrying", durable[0].job_id, exc)
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
 def _persist(durable: list[Event]) -> None:
     from switchyard.db import connection
 
     # Not durable: Redis holds the live log; this copy only has to outlive Redis's trimming.
     with connection(durable=False) as conn, conn.cursor() as cur:
         cur.executemany(
-            "INSERT INTO job_events (job_id, seq, type, data, ts) VALUES (%s, %s, %s, %s, %s)"
-            " ON CONFLICT DO NOTHING",
+            PERSIST_EVENTS_SQL,
             [(e.job_id, e.seq, e.type, json.dumps(e.data, default=str), e.ts) for e in durable],
         )
 
@@ -271,11 +308,18 @@ def _durable_events(job_id: str, after_seq: int) -> list[Event]:
     from switchyard.db import connection
 
     with connection() as conn:
-        rows = conn.execute(
-            "SELECT seq, type, data, ts FROM job_events WHERE job_id = %s AND seq > %s ORDER BY seq",
-            (job_id, after_seq),
-        ).fetchall()
+        rows = conn.execute(DURABLE_EVENTS_SQL, (job_id, after_seq)).fetchall()
     return [Event(seq=r["seq"], job_id=job_id, type=r["type"], data=r["data"], ts=r["ts"]) for r in rows]
+
+
+def durable_events_before(job_id: str, types: list[str], before_seq: int, limit: int) -> list[dict[str, Any]]:
+    """Up to ``limit`` of a job's durable events of ``types`` with seq below ``before_seq``, newest first
+    (rows of seq, type, data, ts: a paged listing such as the fine-tuning API's)."""
+    from switchyard.db import connection
+
+    with connection() as conn:
+        return conn.execute(DURABLE_EVENTS_BEFORE_SQL, {"job_id": job_id, "types": types, "before": before_seq,
+                                                        "limit": limit}).fetchall()
 
 
 class _Cursor:

@@ -168,3 +168,27 @@ def test_a_job_cancelled_while_a_connection_was_lost_ends_cancelled(stack, setti
     row = jobs.get(job.id)
     assert row.status is JobStatus.CANCELLED and row.lease_owner is None
     assert [e.type for e in events.replay(job.id)][-1] == "end"
+
+
+def test_seq_never_repeats_after_redis_loses_a_job_log(stack):
+    from switchyard import constants
+    from switchyard.redis_conn import get_redis
+
+    job = _recorded()
+    events.publish(job.id, "status", {"status": "queued"}, first=True)
+    seen = [events.publish(job.id, "progress", {"done": i}).seq for i in range(3)]  # Redis only
+
+    def redis_restarts_empty():
+        get_redis().delete(constants.job_seq_key(job.id), constants.job_log_stream(job.id))
+
+    redis_restarts_empty()
+    running = events.publish(job.id, "status", {"status": "running"})
+    assert running.seq > max(seen)  # a live subscriber saw those seqs: never hand them out again
+    # A seq this process once owed to Redis (written to Postgres during an outage) must not pull a lost
+    # counter back below what subscribers saw.
+    events._floors[job.id] = str(running.seq - 1)
+    redis_restarts_empty()
+    end = events.publish(job.id, "end", {"status": "succeeded"})
+    assert end.seq > running.seq
+    replayed = [(e.type, e.seq) for e in events.replay(job.id)]
+    assert replayed == [("status", 1), ("status", running.seq), ("end", end.seq)]  # Postgres's copy fills in
