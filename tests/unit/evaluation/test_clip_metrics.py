@@ -80,3 +80,22 @@ def test_probes_compositionality_and_zero_shot(clip_dir):
     for name in out:
         assert set(out[name].per_item) == {"c1", "c2"} and set(out[name].per_item.values()) <= {0.0, 1.0}
         assert out[name].aggregate == pytest.approx(sum(out[name].per_item.values()) / 2)
+
+
+def test_shipped_probe_datasets_parse_and_score(clip_dir):
+    from pathlib import Path
+
+    from switchyard.evaluation.datasets import parse_items
+
+    probes = Path(__file__).resolve().parents[3] / "demo" / "eval" / "probes"
+    comp = parse_items((probes / "compositionality.jsonl").read_bytes())
+    zero = parse_items((probes / "zero_shot.jsonl").read_bytes())
+    options = Options(clip_model=str(clip_dir))
+    assert len(score(["clip_compositionality"], comp, options)["clip_compositionality"].per_item) == len(comp)
+    assert len(score(["zero_shot_accuracy"], zero, options)["zero_shot_accuracy"].per_item) == len(zero)
+    clean = parse_items((probes / "robustness_clean.jsonl").read_bytes())
+    typos = parse_items((probes / "robustness_typos.jsonl").read_bytes())
+    drop = score(["chrf"], clean, Options())["chrf"].aggregate - score(["chrf"], typos, Options())["chrf"].aggregate
+    assert drop > 0  # typos in the predictions cost chrF
+    a, b = (parse_items((probes / f"bias_{x}.jsonl").read_bytes()) for x in "ab")
+    assert [i.id for i in a] == [i.id for i in b] and all(x.text != y.text for x, y in zip(a, b, strict=True))
