@@ -25,6 +25,7 @@ UPDATE callback_deliveries SET status = %(status)s, attempts = attempts + 1, las
 WHERE job_id = %(job_id)s
 RETURNING attempts
 """
+SET_STATUS_SQL = "UPDATE callback_deliveries SET status = %s WHERE job_id = %s"
 
 
 def schedule_callback(job: Job) -> None:
@@ -81,7 +82,7 @@ def deliver_callback(job_id: str, *, timeout_s: float = 10.0) -> float | None:
 def _record(job_id: str, status: str, error: str | None, code: int | None, *, count: bool = True) -> int:
     with connection() as conn:
         if not count:
-            conn.execute("UPDATE callback_deliveries SET status = %s WHERE job_id = %s", (status, job_id))
+            conn.execute(SET_STATUS_SQL, (status, job_id))
             return 0
         row = conn.execute(RECORD_SQL, {"status": status, "error": error, "code": code,
                                         "job_id": job_id}).fetchone()

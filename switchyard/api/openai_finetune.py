@@ -13,11 +13,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Header, Query
 from pydantic import ValidationError
 
-from switchyard import dispatch, jobs
+from switchyard import dispatch, events, jobs
 from switchyard.api.auth import current_tenant
 from switchyard.api.openai_files import OpenAIError, not_found
 from switchyard.api.openai_files import install as install  # same error handler; installing twice is a no-op
-from switchyard.db import connection
 from switchyard.errors import InvalidParamsError
 from switchyard.finetune import checkpoints, files
 from switchyard.finetune.schemas import TrainParams
@@ -30,11 +29,7 @@ TASK = "switchyard.finetune.train"
 PREFIX = "ftjob-"
 EVENT_PREFIX = "ftevent-"
 
-EVENTS_SQL = """
-SELECT seq, type, data, ts FROM job_events
-WHERE job_id = %(job_id)s AND type IN ('status', 'metrics', 'message') AND seq < %(before)s
-ORDER BY seq DESC LIMIT %(limit)s
-"""
+LISTED_EVENT_TYPES = ["status", "metrics", "message"]
 
 
 def _ts(value: datetime | None) -> int | None:
@@ -183,8 +178,7 @@ def list_events(ft_id: str, tenant: Tenant, after: str | None = None,
                 limit: Annotated[int, Query(ge=1, le=1000)] = 20) -> dict[str, Any]:
     job = _job(ft_id, tenant)
     before = int(after.removeprefix(EVENT_PREFIX)) if after and after.removeprefix(EVENT_PREFIX).isdigit() else 2**31
-    with connection() as conn:
-        rows = conn.execute(EVENTS_SQL, {"job_id": job.id, "before": before, "limit": limit + 1}).fetchall()
+    rows = events.durable_events_before(job.id, LISTED_EVENT_TYPES, before, limit + 1)
     return {"object": "list", "data": [_event(job, r) for r in rows[:limit]], "has_more": len(rows) > limit}
 
 
