@@ -166,3 +166,51 @@ def test_human_review_through_the_api_completes_with_krippendorff_alpha(eval_wor
     assert done["agreement"]["krippendorff_alpha"] == pytest.approx(expected)
     listed = httpx.get(f"{api}/eval/jobs/{job.id}/items", timeout=30).json()
     assert listed["total"] == 6 and listed["data"][0]["scores"] == {"exact_match": 1.0}
+
+
+def test_rating_page_in_headless_chromium(eval_worker, api_server):
+    """Two raters use the HTML page in a real browser; the second submission completes the review."""
+    import shutil
+
+    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.select import Select
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver_path, browser = shutil.which("chromedriver"), shutil.which("chromium") or shutil.which("chromium-browser")
+    if not (driver_path and browser):
+        pytest.skip("chromium and chromedriver are not installed (apt-get install chromium chromium-driver)")
+    dataset = [{"id": f"w{i}", "prompt": f"<b>p{i}</b>", "prediction": f"<script>x{i}</script>", "references": ["r"]}
+               for i in range(3)]
+    job = client.enqueue("eval.run", {"dataset": dataset, "metrics": ["exact_match"],
+                                      "review": {"sample": 3, "raters": 2}})
+    final = client.wait(job.id, timeout=60)
+    assert final.status.value == "succeeded", final.error
+    page = f"{api_server.url}{final.result['review']['page']}"
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = browser
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(driver_path), options=options)
+    try:
+        for rater, score in (("ann", "4"), ("bob", "2")):
+            driver.get(page)
+            driver.find_element(By.ID, "rater").send_keys(rater)
+            driver.find_element(By.ID, "load").click()
+            WebDriverWait(driver, 30).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#items select")) == 3)
+            # Item text is shown as text: a prediction's markup is not executed or rendered.
+            assert "<script>x0</script>" in driver.find_element(By.ID, "items").text
+            for n, select in enumerate(driver.find_elements(By.CSS_SELECTOR, "#items select")):
+                Select(select).select_by_value(score if n else "3")
+            driver.find_element(By.ID, "submit").click()
+            WebDriverWait(driver, 30).until(lambda d: "saved" in d.find_element(By.ID, "status").text)
+        status = driver.find_element(By.ID, "status").text
+    finally:
+        driver.quit()
+    assert "complete" in status and "Krippendorff" in status
+    from switchyard.evaluation.review import get_review
+
+    review = get_review(final.result["review"]["id"], "default")
+    assert review["status"] == "complete" and review["ratings"] == 6
