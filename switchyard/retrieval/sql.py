@@ -57,7 +57,7 @@ HNSW_INDEX_DROP = sql.SQL("DROP INDEX IF EXISTS {name}")
 # --- documents ----------------------------------------------------------------------------------------
 
 DOC_HASHES = "SELECT id, content_hash FROM documents WHERE collection_id = %s AND id = ANY(%s)"
-CHUNK_HASHES = "SELECT document_id, chunk_hash FROM chunks WHERE generation_id = %s AND document_id = ANY(%s)"
+CHUNK_HASHES_OF_DOCS = "SELECT document_id, chunk_hash FROM chunks WHERE generation_id = %s AND document_id = ANY(%s)"
 
 # Serialises writers of one document (two ingests of the same document, or a redelivered job beside
 # its first delivery): the loser then sees the winner's content hash and has nothing to do.

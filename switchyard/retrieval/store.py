@@ -151,7 +151,7 @@ def document_hashes(collection: Collection, ids: Sequence[str]) -> dict[str, str
 
 def chunk_hashes(generation_id: int, ids: Sequence[str]) -> dict[str, set[str]]:
     with connection() as conn:
-        rows = conn.execute(sql.CHUNK_HASHES, (generation_id, list(ids))).fetchall()
+        rows = conn.execute(sql.CHUNK_HASHES_OF_DOCS, (generation_id, list(ids))).fetchall()
     out: dict[str, set[str]] = {}
     for r in rows:
         out.setdefault(r["document_id"], set()).add(r["chunk_hash"])
