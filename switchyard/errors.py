@@ -24,7 +24,16 @@ class InvalidParamsError(SwitchyardError):
         super().__init__(f"invalid parameters for {task}: {errors}")
 
 
-class JobNotFoundError(SwitchyardError):
+class NotFoundError(SwitchyardError):
+    """The object a caller named does not exist (or is another tenant's); the API answers 404.
+
+    Each domain names its own beside the code that raises it: ``ThreadNotFoundError``,
+    ``CollectionNotFoundError``, ``AdapterNotFoundError``, ``UploadedFileNotFoundError``,
+    ``ModelNotFoundError``.
+    """
+
+
+class JobNotFoundError(NotFoundError):
     """No job has that id."""
 
 

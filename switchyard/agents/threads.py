@@ -22,7 +22,7 @@ from typing import Any
 
 from switchyard import jobs
 from switchyard.db import connection
-from switchyard.errors import SwitchyardError
+from switchyard.errors import NotFoundError, SwitchyardError
 
 POLL_S = 0.1
 
@@ -31,7 +31,7 @@ class ThreadBusyError(SwitchyardError):
     """The thread already has a run in progress and the new run's strategy is ``reject``."""
 
 
-class ThreadNotFoundError(SwitchyardError):
+class ThreadNotFoundError(NotFoundError):
     """No thread has that id."""
 
 

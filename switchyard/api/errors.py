@@ -45,7 +45,7 @@ _TYPE_FOR_STATUS = {
 
 # switchyard's own errors → (HTTP status, error type). Subclasses match through the MRO.
 ERROR_MAP: dict[type[Exception], tuple[int, str]] = {
-    errors.JobNotFoundError: (status.HTTP_404_NOT_FOUND, "not_found"),
+    errors.NotFoundError: (status.HTTP_404_NOT_FOUND, "not_found"),
     errors.UnknownTaskError: (status.HTTP_404_NOT_FOUND, "unknown_kind"),
     errors.InvalidParamsError: (status.HTTP_422_UNPROCESSABLE_CONTENT, "invalid_params"),
     errors.SignatureError: (status.HTTP_401_UNAUTHORIZED, "invalid_signature"),

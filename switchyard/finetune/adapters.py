@@ -19,6 +19,7 @@ from typing import Any
 import fsspec
 
 from switchyard.db import connection
+from switchyard.errors import NotFoundError
 from switchyard.finetune.config import get_finetune_settings
 
 UPSERT_SQL = """
@@ -37,8 +38,11 @@ DELETE_SQL = "DELETE FROM adapters WHERE name = %s RETURNING *"
 FILES = ("adapter_config.json", "adapter_model.safetensors")
 
 
-class AdapterNotFound(LookupError):
+class AdapterNotFoundError(NotFoundError, LookupError):
     """No adapter is registered under that name."""
+
+
+AdapterNotFound = AdapterNotFoundError  # the earlier name, still used by callers
 
 
 @dataclass(frozen=True)

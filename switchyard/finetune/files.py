@@ -12,6 +12,7 @@ import httpx
 
 from switchyard import egress, sandbox
 from switchyard.db import connection
+from switchyard.errors import NotFoundError
 from switchyard.finetune.config import get_finetune_settings
 
 INSERT_SQL = """
@@ -29,8 +30,11 @@ ORDER BY created_at DESC, id DESC LIMIT %(limit)s
 DELETE_SQL = "DELETE FROM finetune_files WHERE id = %(id)s AND tenant = %(tenant)s RETURNING *"
 
 
-class FileNotFound(LookupError):
+class UploadedFileNotFoundError(NotFoundError, LookupError):
     """No uploaded file has that id (for this tenant)."""
+
+
+FileNotFound = UploadedFileNotFoundError  # the earlier name, still used by callers
 
 
 @dataclass(frozen=True)

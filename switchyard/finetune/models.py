@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from switchyard.db import connection
+from switchyard.errors import NotFoundError
 
 REGISTER_SQL = """
 INSERT INTO finetune_base_models (name, path, description) VALUES (%(name)s, %(path)s, %(description)s)
@@ -26,8 +27,11 @@ LIST_SQL = "SELECT * FROM finetune_base_models ORDER BY name"
 DELETE_SQL = "DELETE FROM finetune_base_models WHERE name = %s RETURNING name"
 
 
-class UnknownModelError(LookupError):
+class ModelNotFoundError(NotFoundError, LookupError):
     """A job's ``model`` is neither a registered base model nor a local model directory."""
+
+
+UnknownModelError = ModelNotFoundError  # the earlier name, still used by callers
 
 
 @dataclass(frozen=True)

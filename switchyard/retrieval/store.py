@@ -18,13 +18,16 @@ from psycopg import sql as pgsql
 from psycopg.types.json import Jsonb
 
 from switchyard.db import connection
-from switchyard.errors import SwitchyardError
+from switchyard.errors import NotFoundError, SwitchyardError
 from switchyard.retrieval import sql
 from switchyard.retrieval.filters import compile_filter
 
 
-class CollectionNotFound(SwitchyardError):
+class CollectionNotFoundError(NotFoundError):
     """No collection of that name exists for the tenant."""
+
+
+CollectionNotFound = CollectionNotFoundError  # the earlier name, still used by callers
 
 
 class GenerationChanged(SwitchyardError):
