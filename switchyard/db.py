@@ -10,7 +10,6 @@ import importlib
 import importlib.util
 import logging
 import os
-import threading
 import time
 import weakref
 from collections.abc import Iterator
@@ -22,13 +21,13 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
+from switchyard._singleton import PerProcess
 from switchyard.config import get_settings
 from switchyard.errors import ConfigurationError
 
 log = logging.getLogger(__name__)
 
-_pools: dict[tuple[int, str, bool], ConnectionPool] = {}
-_pools_lock = threading.Lock()
+_pools: PerProcess[ConnectionPool] = PerProcess()  # by (url, durable)
 
 MIGRATIONS_TABLE = "switchyard_migrations"
 # Any constant works; it only has to be the same in every process that migrates.
@@ -46,28 +45,24 @@ def database_url() -> str:
 
 def get_pool(url: str | None = None, *, durable: bool = True) -> ConnectionPool:
     url = url or database_url()
-    key = (os.getpid(), url, durable)
-    pool = _pools.get(key)
-    if pool is None:
-        with _pools_lock:
-            pool = _pools.get(key)
-            if pool is None:
-                kwargs: dict = {"autocommit": True, "row_factory": dict_row}
-                if not durable:
-                    kwargs["options"] = "-c synchronous_commit=off"
-                pool = ConnectionPool(
-                    url,
-                    min_size=1,
-                    max_size=int(os.environ.get("SWITCHYARD_DB_POOL_SIZE", "20")),
-                    kwargs=kwargs,
-                    configure=_configure_connection,
-                    check=_check_if_idle,
-                    reset=_note_returned,
-                    open=True,
-                    name=f"switchyard-{os.getpid()}{'' if durable else '-async'}",
-                )
-                _pools[key] = pool
-    return pool
+    return _pools.get((url, durable), lambda: _new_pool(url, durable))
+
+
+def _new_pool(url: str, durable: bool) -> ConnectionPool:
+    kwargs: dict = {"autocommit": True, "row_factory": dict_row}
+    if not durable:
+        kwargs["options"] = "-c synchronous_commit=off"
+    return ConnectionPool(
+        url,
+        min_size=1,
+        max_size=int(os.environ.get("SWITCHYARD_DB_POOL_SIZE", "20")),
+        kwargs=kwargs,
+        configure=_configure_connection,
+        check=_check_if_idle,
+        reset=_note_returned,
+        open=True,
+        name=f"switchyard-{os.getpid()}{'' if durable else '-async'}",
+    )
 
 
 def _configure_connection(conn: psycopg.Connection) -> None:
@@ -113,11 +108,7 @@ def connection(*, durable: bool = True) -> Iterator[psycopg.Connection]:
 
 def close_pools() -> None:
     """Close this process's pools (tests, and a forked child discarding its parent's)."""
-    with _pools_lock:
-        for key in [k for k in _pools if k[0] == os.getpid()]:
-            _pools.pop(key).close()
-        for key in [k for k in _pools if k[0] != os.getpid()]:
-            _pools.pop(key)  # inherited from a parent: drop without closing its sockets
+    _pools.clear(ConnectionPool.close)  # those inherited from a parent are dropped, not closed
 
 
 # --- migrations -------------------------------------------------------------------------------------

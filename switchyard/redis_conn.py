@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import os
-import threading
 
 import redis
 import redis.asyncio
 
+from switchyard._singleton import PerProcess
 from switchyard.config import get_settings
 from switchyard.errors import ConfigurationError
 
-_clients: dict[tuple[int, str], redis.Redis] = {}
+_clients: PerProcess[redis.Redis] = PerProcess()  # by URL
 
 # Reconnection (RELIABILITY.md): redis-py already retries a command on ConnectionError/TimeoutError
 # (10 times, exponential backoff with jitter up to 1 s, on a fresh connection) and reconnects a pub/sub
@@ -19,7 +19,6 @@ _clients: dict[tuple[int, str], redis.Redis] = {}
 # is noticed before a command is lost on a dead socket. Longer outages surface as ConnectionError:
 # events.publish then keeps durable types in Postgres, and subscribers reconnect (events.subscribe).
 CLIENT_OPTIONS = {"health_check_interval": 30, "socket_keepalive": True, "socket_connect_timeout": 5}
-_lock = threading.Lock()
 
 
 def redis_url() -> str:
@@ -33,15 +32,7 @@ def redis_url() -> str:
 
 def get_redis(url: str | None = None) -> redis.Redis:
     url = url or redis_url()
-    key = (os.getpid(), url)
-    client = _clients.get(key)
-    if client is None:
-        with _lock:
-            client = _clients.get(key)
-            if client is None:
-                client = redis.Redis.from_url(url, **CLIENT_OPTIONS)
-                _clients[key] = client
-    return client
+    return _clients.get(url, lambda: redis.Redis.from_url(url, **CLIENT_OPTIONS))
 
 
 def get_async_redis(url: str | None = None) -> redis.asyncio.Redis:

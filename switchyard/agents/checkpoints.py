@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 from typing import Any
 
+from switchyard._singleton import PerProcess
 from switchyard.agents.config import get_agent_settings
 from switchyard.db import connection, database_url, on_migrate
 
 log = logging.getLogger("switchyard.agents.checkpoints")
 
-_savers: dict[tuple[int, str], Any] = {}
-_lock = threading.Lock()
+_savers: PerProcess[Any] = PerProcess()  # by database URL
 
 # Threads idle past the TTL that no run holds. Oldest first, a batch at a time.
 IDLE_THREADS_SQL = """
@@ -51,26 +50,23 @@ def setup_checkpointer(url: str) -> None:
 def get_checkpointer() -> Any:
     """This process's ``PostgresSaver``, shared by its threads (keyed by pid: pools never cross a fork)."""
     url = database_url()
-    key = (os.getpid(), url)
-    saver = _savers.get(key)
-    if saver is None:
-        with _lock:
-            saver = _savers.get(key)
-            if saver is None:
-                from langgraph.checkpoint.postgres import PostgresSaver
-                from psycopg.rows import dict_row
-                from psycopg_pool import ConnectionPool
+    return _savers.get(url, lambda: _new_saver(url))
 
-                # The saver's required connection options: autocommit, no server-side prepared
-                # statements (pgbouncer-safe), dict rows; and the commit mode (AgentSettings).
-                settings = get_agent_settings()
-                kwargs: dict[str, Any] = {"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row}
-                if not settings.checkpoint_synchronous_commit:
-                    kwargs["options"] = "-c synchronous_commit=off"
-                pool = ConnectionPool(url, min_size=1, max_size=settings.checkpoint_pool_size, kwargs=kwargs,
-                                      open=True, name=f"switchyard-checkpoints-{os.getpid()}")
-                saver = _savers[key] = PostgresSaver(pool)
-    return saver
+
+def _new_saver(url: str) -> Any:
+    from langgraph.checkpoint.postgres import PostgresSaver
+    from psycopg.rows import dict_row
+    from psycopg_pool import ConnectionPool
+
+    # The saver's required connection options: autocommit, no server-side prepared
+    # statements (pgbouncer-safe), dict rows; and the commit mode (AgentSettings).
+    settings = get_agent_settings()
+    kwargs: dict[str, Any] = {"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row}
+    if not settings.checkpoint_synchronous_commit:
+        kwargs["options"] = "-c synchronous_commit=off"
+    pool = ConnectionPool(url, min_size=1, max_size=settings.checkpoint_pool_size, kwargs=kwargs,
+                          open=True, name=f"switchyard-checkpoints-{os.getpid()}")
+    return PostgresSaver(pool)
 
 
 def head_checkpoint_id(thread_id: str) -> str | None:
