@@ -25,6 +25,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from unittest import mock
 
 import httpx
 import psycopg
@@ -112,18 +113,11 @@ class PrivateStack:
         after. Never send through the Celery app inside: it binds to the first broker it sees."""
         from switchyard.config import reload_settings
 
-        keys = [k for k in self.env if k.startswith("SWITCHYARD_")]
-        saved = {k: os.environ.get(k) for k in keys}
-        os.environ.update({k: self.env[k] for k in keys})
-        reload_settings()
         try:
-            yield
+            with mock.patch.dict(os.environ, {k: v for k, v in self.env.items() if k.startswith("SWITCHYARD_")}):
+                reload_settings()
+                yield
         finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
             reload_settings()
 
     def sql(self, statement: str, args: tuple = ()) -> list[dict]:
