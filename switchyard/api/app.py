@@ -8,6 +8,7 @@ import logging
 
 from fastapi import FastAPI
 
+from switchyard import tracing
 from switchyard.api.limits import RequestLimits
 from switchyard.api.ratelimit import RateLimit
 
@@ -40,4 +41,5 @@ def create_app() -> FastAPI:
     # limit (added last = outermost), so a flood of oversized requests is also counted.
     app.add_middleware(RequestLimits)
     app.add_middleware(RateLimit)
+    tracing.instrument_app(app)  # OpenTelemetry, off unless SWITCHYARD_OTEL_ENABLED
     return app

