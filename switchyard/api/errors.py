@@ -185,6 +185,14 @@ async def _backend_error(_request: Request, exc: Exception) -> JSONResponse:
                           headers={"Retry-After": "5"})
 
 
+async def _data_error(_request: Request, exc: Exception) -> JSONResponse:
+    # SQLSTATE class 22 ("data exception"): a value the caller sent that Postgres cannot hold (a NUL
+    # character in text or JSON, an out-of-range number). The caller's input, not a server fault.
+    return error_response(status.HTTP_422_UNPROCESSABLE_CONTENT, "invalid_request",
+                          f"the request holds a value the database cannot store ({type(exc).__name__}; "
+                          "e.g. a NUL character)")
+
+
 async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
     # Starlette still re-raises it after this, so the server logs the traceback; the client gets
     # the shape without internals.
@@ -202,5 +210,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(errors.SwitchyardError, _switchyard_error)
     for exc_class in BACKEND_ERRORS:
         app.add_exception_handler(exc_class, _backend_error)
+    app.add_exception_handler(psycopg.errors.DataError, _data_error)
     app.add_exception_handler(Exception, _unexpected)
     app.state.switchyard_errors_installed = True

@@ -120,7 +120,9 @@ def list_jobs(
     kind: Annotated[str | None, Query(description="task name, with or without `switchyard.`")] = None,
     job_status: Annotated[JobStatus | None, Query(alias="status")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    before: Annotated[float | None, Query(description="unix time: only jobs created before it")] = None,
+    # Bounded to what a datetime can hold (year 9999), so any float a client sends is a 422, not a 500.
+    before: Annotated[float | None, Query(ge=0, le=253_402_300_799,
+                                          description="unix time: only jobs created before it")] = None,
 ) -> JobList:
     if kind is not None:
         try:

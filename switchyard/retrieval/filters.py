@@ -12,6 +12,7 @@ Hand-written because langchain-postgres compiles to SQLAlchemy expressions over 
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from switchyard.errors import SwitchyardError
@@ -42,7 +43,7 @@ def _clause(key: str, value: Any) -> str:
         return "(" + joiner.join(_and(v) for v in value) + ")"
     if key.startswith("$"):
         raise FilterError(f"unknown operator {key!r} at the top level")
-    path = "$." + json.dumps(key)
+    path = "$." + json.dumps(_text(key, key))
     if isinstance(value, dict) and value and all(k.startswith("$") for k in value):
         parts = [_operator(path, key, op, arg) for op, arg in value.items()]
         return parts[0] if len(parts) == 1 else "(" + " && ".join(parts) + ")"
@@ -67,6 +68,21 @@ def _operator(path: str, key: str, op: str, arg: Any) -> str:
 
 
 def _literal(key: str, value: Any) -> str:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise FilterError(f"{key}: {value} is not a JSON number")
+    if isinstance(value, str):
+        value = _text(key, value)
     if value is None or isinstance(value, bool | int | float | str):
         return json.dumps(value)  # JSON scalars are valid JSON path literals
     raise FilterError(f"{key}: compare with a string, number, boolean or null, not {type(value).__name__}")
+
+
+def _text(key: str, text: str) -> str:
+    # What JSON allows but Postgres text and jsonpath do not: a NUL character, a lone surrogate.
+    if "\x00" in text:
+        raise FilterError(f"{key!r}: a NUL character cannot be matched")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise FilterError(f"{key!r}: not valid Unicode (a lone surrogate)") from None
+    return text
