@@ -8,6 +8,7 @@ The first byte says how the rest is stored: ``j`` plain JSON, ``z`` zlib-compres
 
 from __future__ import annotations
 
+import uuid
 import zlib
 from collections.abc import Sequence
 from typing import Any
@@ -15,6 +16,8 @@ from typing import Any
 import orjson
 from langchain_core.messages import message_to_dict, messages_from_dict
 from langchain_core.outputs import ChatGeneration, Generation
+
+MARKER = "switchyard_cache"  # response_metadata key of a cache hit (switchyard.cache.streaming reads it)
 
 
 def encode(generations: Sequence[Generation], compress_min_bytes: int = 1024) -> bytes:
@@ -30,15 +33,34 @@ def encode(generations: Sequence[Generation], compress_min_bytes: int = 1024) ->
     return b"j" + raw
 
 
-def decode(value: bytes) -> list[Generation]:
+def decode(value: bytes, mark: dict[str, Any] | None = None) -> list[Generation]:
+    """The generations stored in ``value``. With ``mark`` (a cache hit), each message gets it in
+    ``response_metadata[MARKER]``, a fresh id and zero usage, and ``mark["saved"]`` sums the usage the
+    answer cost when it was made: done on the dicts, so a hit builds each message once."""
     raw = zlib.decompress(value[1:]) if value[:1] == b"z" else value[1:]
     out: list[Generation] = []
     for item in orjson.loads(raw):
         if "m" in item:
+            if mark is not None:
+                _mark_message(item["m"], mark)
             out.append(ChatGeneration(message=messages_from_dict([item["m"]])[0], generation_info=item["i"]))
         else:
-            out.append(Generation(text=item["t"], generation_info=item["i"]))
+            info = item["i"] if mark is None else {**(item["i"] or {}), MARKER: mark}
+            out.append(Generation(text=item["t"], generation_info=info))
     return out
+
+
+def _mark_message(message: dict[str, Any], mark: dict[str, Any]) -> None:
+    data = message["data"]
+    # A fresh id: LangGraph's add_messages would replace an earlier message that has the cached one.
+    data["id"] = f"cache-{uuid.uuid4()}"
+    data["response_metadata"] = {**(data.get("response_metadata") or {}), MARKER: mark}
+    usage = data.get("usage_metadata")
+    if message.get("type") == "ai":
+        saved = mark.setdefault("saved", {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0})
+        for key in saved:
+            saved[key] += int((usage or {}).get(key) or 0)
+        data["usage_metadata"] = {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0}
 
 
 def usage_of(generations: Sequence[Generation]) -> dict[str, int]:

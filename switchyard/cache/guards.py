@@ -4,9 +4,11 @@ Sentence embeddings put "Is X safe?" and "Is X not safe?", or "... in 2023" and 
 hundredths apart in cosine distance: closer than many true paraphrases. So a semantic hit needs, on
 top of the distance threshold, the same *signature*: the numbers (digits and number words), the
 negation words, and the named entities (capitalised words that are not common sentence words) of the
-two prompts must be equal as sets (negation counts as present or absent). Hand-written because no
-library here does this cheaply: spaCy's NER
-would add a model load and ~5 ms per prompt to every lookup, and the test is deliberately strict.
+two prompts must be equal as sets (negation counts as present or absent), and the prompts must not
+differ by one swapped content word ("soft" → "hard yolk", "enable" → "disable", "per minute" → "per
+hour"): a paraphrase rewords, a near miss swaps one word. Hand-written because no library here does
+this cheaply: spaCy's NER would add a model load and ~5 ms per prompt to every lookup, and the test is
+deliberately strict (a missed paraphrase costs one model call; a false hit serves a wrong answer).
 """
 
 from __future__ import annotations
@@ -50,17 +52,20 @@ class Signature:
     numbers: frozenset[str]
     negations: frozenset[str]
     entities: frozenset[str]
+    words: frozenset[str] = frozenset()  # content words (not sentence furniture), lowercased
 
     def to_json(self) -> dict[str, list[str]]:
-        return {"n": sorted(self.numbers), "x": sorted(self.negations), "e": sorted(self.entities)}
+        return {"n": sorted(self.numbers), "x": sorted(self.negations), "e": sorted(self.entities),
+                "w": sorted(self.words)}
 
     @classmethod
     def from_json(cls, data: dict[str, list[str]]) -> Signature:
-        return cls(frozenset(data.get("n", [])), frozenset(data.get("x", [])), frozenset(data.get("e", [])))
+        return cls(frozenset(data.get("n", [])), frozenset(data.get("x", [])), frozenset(data.get("e", [])),
+                   frozenset(data.get("w", [])))
 
 
 def signature(text: str) -> Signature:
-    numbers, negations, entities = set(), set(), set()
+    numbers, negations, entities, words = set(), set(), set(), set()
     for token in _TOKEN_RE.findall(text):
         if token[0].isdigit():
             numbers.add(token.replace(",", "").rstrip("%").rstrip("."))
@@ -75,11 +80,18 @@ def signature(text: str) -> Signature:
             numbers.add(_NUMBER_WORDS[lower])
             continue
         base = word.removesuffix("'s")
-        if base[:1].isupper() and base.lower() not in _COMMON:
-            entities.add(base.lower())
-    return Signature(frozenset(numbers), frozenset(negations), frozenset(entities))
+        if base.lower() not in _COMMON:
+            words.add(base.lower().removesuffix("s"))
+            if base[:1].isupper():
+                entities.add(base.lower())
+    return Signature(frozenset(numbers), frozenset(negations), frozenset(entities), frozenset(words))
 
 
 def compatible(a: Signature, b: Signature) -> bool:
     """Whether a semantic match between prompts with these signatures may be served."""
-    return a == b
+    if (a.numbers, a.negations, a.entities) != (b.numbers, b.negations, b.entities):
+        return False
+    if not a.words or not b.words:  # an entry stored before words were recorded
+        return True
+    only_a, only_b = a.words - b.words, b.words - a.words
+    return not (len(only_a) == 1 and len(only_b) == 1)  # one word swapped for another: a near miss

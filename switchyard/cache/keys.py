@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from functools import lru_cache
 from urllib.parse import quote, unquote
 
 DEFAULT_TENANT = "default"
@@ -55,6 +56,7 @@ def digest(*parts: str) -> str:
     return h.hexdigest()
 
 
+@lru_cache(maxsize=256)  # llm_strings repeat (one per model and tool set): parse each once
 def model_name(llm_string: str) -> str:
     """The model's name as written in its ``llm_string`` (``unknown`` if none): the handle for
     invalidating one model's entries. The hash of the whole ``llm_string`` still decides a hit."""
@@ -62,6 +64,7 @@ def model_name(llm_string: str) -> str:
     return match.group(1) if match else "unknown"
 
 
+@lru_cache(maxsize=256)
 def is_sampled(llm_string: str) -> bool:
     """True when the call names a temperature above 0 (its answers are samples, not the answer).
 

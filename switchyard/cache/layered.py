@@ -20,15 +20,13 @@ import asyncio
 import fnmatch
 import logging
 import time
-import uuid
-from collections.abc import Sequence
 from typing import Any
 
 from langchain_core.caches import RETURN_VAL_TYPE, BaseCache
-from langchain_core.messages import AIMessage
-from langchain_core.outputs import ChatGeneration, Generation
+from langchain_core.runnables.config import var_child_runnable_config
 
 from switchyard.cache import codec, keys
+from switchyard.cache.codec import MARKER
 from switchyard.cache.config import CacheSettings, Mode, get_cache_settings
 from switchyard.cache.lock import ReleaseOnError, StampedeLocks, pending_key
 from switchyard.cache.lru import LocalLRU
@@ -38,8 +36,6 @@ from switchyard.cache.semantic import SemanticCache
 
 log = logging.getLogger("switchyard.cache")
 
-MARKER = "switchyard_cache"
-_ZERO_USAGE = {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0}
 
 # One LRU per process and size: entries are keyed by namespace, so every cache instance can share it.
 _lrus: dict[tuple[int, float], LocalLRU] = {}
@@ -54,8 +50,6 @@ def shared_lru(size: int, ttl_s: float) -> LocalLRU:
 
 def run_mode() -> Mode | None:
     """The mode the current run's config asks for (``configurable.cache``), or ``None``."""
-    from langchain_core.runnables.config import var_child_runnable_config
-
     config = var_child_runnable_config.get()
     if not config:
         return None
@@ -135,11 +129,15 @@ class LayeredCache(BaseCache):
         if value is None:
             STATS.miss(self._where, self.namespace)
             return None, pending
-        generations = codec.decode(value)
-        saved = codec.usage_of(generations)
+        mark: dict[str, Any] = {"layer": layer, "namespace": self.namespace,
+                                "saved": {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0}}
+        if distance is not None:
+            mark["distance"] = round(distance, 4)
+        generations = codec.decode(value, mark)
+        saved = mark["saved"]
         STATS.hit(self._where, self.namespace, layer, time.perf_counter() - started, saved["total_tokens"],
-                  price_of(keys.model_name(llm_string), saved))
-        return self._mark(generations, layer, saved, distance), None
+                  price_of(keys.model_name(llm_string), saved) if saved["total_tokens"] else 0.0)
+        return generations, None
 
     def _find(self, prompt: str, llm_string: str, key: str, mode: Mode) -> tuple[str, bytes | None, float | None]:
         if self.lru is not None and (value := self.lru.get(key)) is not None:
@@ -158,25 +156,6 @@ class LayeredCache(BaseCache):
                     self.redis.put_raw(key, value)
                 return "semantic", value, distance
         return "", None, None
-
-    def _mark(self, generations: Sequence[Generation], layer: str, saved: dict[str, int],
-              distance: float | None) -> list[Generation]:
-        marker = {"layer": layer, "namespace": self.namespace, "saved": saved}
-        if distance is not None:
-            marker["distance"] = round(distance, 4)
-        out: list[Generation] = []
-        for gen in generations:
-            if isinstance(gen, ChatGeneration):
-                message = gen.message
-                update: dict[str, Any] = {"id": f"cache-{uuid.uuid4()}",
-                                          "response_metadata": {**message.response_metadata, MARKER: marker}}
-                if isinstance(message, AIMessage):
-                    update["usage_metadata"] = dict(_ZERO_USAGE)
-                out.append(ChatGeneration(message=message.model_copy(update=update),
-                                          generation_info=gen.generation_info))
-            else:
-                out.append(Generation(text=gen.text, generation_info={**(gen.generation_info or {}), MARKER: marker}))
-        return out
 
     # --- update --------------------------------------------------------------------------------------
     def update(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:

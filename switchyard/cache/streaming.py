@@ -11,7 +11,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-MARKER = "switchyard_cache"  # the key LayeredCache puts in a hit's response_metadata
+from switchyard.cache.codec import MARKER
+
 _PIECE_RE = re.compile(r"\s*\S+\s*|\s+")
 
 

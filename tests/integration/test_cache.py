@@ -249,7 +249,9 @@ def test_eight_processes_make_one_model_call(stack):
     counter = f"{PREFIX}:calls:{uuid.uuid4().hex}"
     prompt = f"An uncached question {uuid.uuid4().hex}"
     namespace = ns()
-    ctx = multiprocessing.get_context("spawn")
+    # fork: the children start with LangChain already imported (eight spawned interpreters importing it
+    # on a busy two-core machine took minutes); each opens its own Redis connections (clients are per pid).
+    ctx = multiprocessing.get_context("fork")
     with ctx.Pool(8) as pool:
         answers = pool.starmap(ask_once, [(stack.redis_url, counter, PREFIX, namespace, prompt)] * 8)
     assert int(redis.Redis.from_url(stack.redis_url).get(counter)) == 1
