@@ -8,6 +8,7 @@ the policy function itself, before any connection (no network needed).
 from __future__ import annotations
 
 import http.server
+import json
 import os
 import threading
 import uuid
@@ -338,3 +339,27 @@ def test_a_callback_recorded_past_the_way_in_is_refused_at_delivery(stack, setti
                            (job.id,)).fetchone()
     assert row["status"] == "failed" and "egress refused" in row["last_error"]
     assert target.connections == 0
+
+
+# --- secrets ----------------------------------------------------------------------------------------
+
+SECRET = "sk-" + "s3cr3t" * 6
+
+
+def test_secrets_in_params_are_refused_and_never_stored(stack, api_server):
+    response = httpx.post(f"{api_server.url}/jobs", timeout=30, json={
+        "kind": "control.ping", "params": {"seconds": 0, "headers": {"Authorization": f"Bearer {SECRET}"}}})
+    assert response.status_code == 422 and SECRET not in response.text
+    assert response.json()["error"]["details"][0]["type"] == "secret_refused"
+
+    # A raw broker message (no API in between) fails its job, and the ledger keeps no secret.
+    from switchyard import events
+    from switchyard.runner import Delivery, run_job
+
+    job_id = f"raw-secret-{uuid.uuid4()}"
+    run_job(Delivery("switchyard.control.ping", job_id, {"seconds": 0, "api_key": SECRET}),
+            lambda params, ctx: pytest.fail("an invalid message must not run"))
+    job = jobs.get(job_id)
+    assert job.status.value == "failed" and job.params["api_key"] == "[redacted]"
+    stored = json.dumps([job.to_dict(), [e.data for e in events.replay(job_id, 0)]], default=str)
+    assert SECRET not in stored and "secret_refused" in stored
