@@ -301,6 +301,10 @@ def test_compose_wiring():
     assert services["postgres"]["image"].startswith("pgvector/pgvector:")
     redis_cmd = services["redis"]["command"]
     assert "noeviction" in redis_cmd and "appendonly" in " ".join(redis_cmd)
+    cache_cmd = services["redis-cache"]["command"]
+    assert "allkeys-lru" in cache_cmd and "--maxmemory" in cache_cmd
+    env = _compose_env(services["worker-agent"])
+    assert env["SWITCHYARD_CACHE_REDIS_URL"].startswith("redis://redis-cache:")
     assert services["flower"]["image"].startswith("mher/flower")
     assert sum(1 for s in art.compose_switchyard_services().values() if s["command"][1] == "beat") == 1
 
