@@ -459,3 +459,28 @@ async def asubscribe(job_id: str, after_seq: int = 0, *, poll_s: float = 1.0) ->
     finally:
         if pubsub is not None:
             await pubsub.aclose()
+
+
+# --- reads for /metrics (switchyard.api.health), on the caller's connection -------------------------------
+
+# Every job's last event is durable (``end``, in job_events), so the highest durable seq of a job
+# counts its events; live jobs may have newer, non-durable ones (tokens), read from Redis by the caller.
+EVENTS_BY_KIND_SQL = """
+SELECT j.kind, coalesce(sum(e.last_seq), 0) AS n FROM jobs j
+JOIN (SELECT job_id, max(seq) AS last_seq FROM job_events GROUP BY job_id) e ON e.job_id = j.id
+GROUP BY j.kind
+"""
+LIVE_JOBS_SQL = """
+SELECT j.id, j.kind, coalesce((SELECT max(seq) FROM job_events e WHERE e.job_id = j.id), 0) AS last_seq
+FROM jobs j WHERE j.status IN ('validating_files', 'queued', 'running')
+"""
+
+
+def durable_counts_by_kind(conn: Any) -> dict[str, int]:
+    """Events of ended and live jobs by job kind, as far as Postgres's copy knows."""
+    return {r["kind"]: int(r["n"]) for r in conn.execute(EVENTS_BY_KIND_SQL)}
+
+
+def live_jobs_last_durable_seq(conn: Any) -> list[dict[str, Any]]:
+    """Rows of id, kind, last_seq for jobs not yet ended."""
+    return conn.execute(LIVE_JOBS_SQL).fetchall()

@@ -391,3 +391,37 @@ def queued_depth(kinds: list[str], limit: int) -> int:
     """How many jobs of ``kinds`` are queued, counting no further than ``limit``."""
     with connection() as conn:
         return conn.execute(QUEUED_DEPTH_SQL, {"kinds": kinds, "limit": limit}).fetchone()["depth"]
+
+
+# --- reads for /readyz and /metrics (switchyard.api.health) -------------------------------------------
+# They take the caller's connection: the API reads with a short pool timeout of its own.
+
+LEDGER_EXISTS_SQL = "SELECT to_regclass('jobs') IS NOT NULL AS ok"
+JOBS_BY_KIND_STATUS_SQL = "SELECT kind, status, count(*) AS n FROM jobs GROUP BY kind, status"
+_DURATION = "extract(epoch FROM finished_at - started_at)"
+
+
+def job_durations_sql(buckets: tuple[float, ...]) -> str:
+    """Per kind and final status: count, total seconds, and how many took <= each bucket bound (column
+    ``b<i>``). The FILTER clauses come from numeric bucket bounds, never from input."""
+    return (
+        f"SELECT kind, status, count(*) AS n, coalesce(sum({_DURATION}), 0) AS total, "
+        + ", ".join(f"count(*) FILTER (WHERE {_DURATION} <= {float(b)!r}) AS b{i}" for i, b in enumerate(buckets))
+        + " FROM jobs WHERE finished_at IS NOT NULL AND started_at IS NOT NULL"
+          " AND status IN ('succeeded', 'failed', 'cancelled') GROUP BY kind, status"
+    )
+
+
+def ledger_exists(conn: Any) -> bool:
+    """Whether the jobs table exists (the database is migrated)."""
+    return conn.execute(LEDGER_EXISTS_SQL).fetchone()["ok"]
+
+
+def count_by_kind_status(conn: Any) -> list[dict[str, Any]]:
+    """Rows of kind, status, n."""
+    return conn.execute(JOBS_BY_KIND_STATUS_SQL).fetchall()
+
+
+def duration_histograms(conn: Any, buckets: tuple[float, ...]) -> list[dict[str, Any]]:
+    """Rows of kind, status, n, total and b0..bN (cumulative counts per bucket bound) of ended jobs."""
+    return conn.execute(job_durations_sql(buckets)).fetchall()

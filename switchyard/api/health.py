@@ -23,7 +23,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
-from switchyard import constants
+from switchyard import constants, events, jobs
 from switchyard.api.auth import presented_key
 from switchyard.api.errors import ErrorBody
 from switchyard.api.worker_metrics import WorkerCollector
@@ -46,7 +46,7 @@ DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600,
 
 def check_postgres() -> dict[str, Any]:
     with get_pool().connection(timeout=CHECK_TIMEOUT_S) as conn:
-        migrated = conn.execute("SELECT to_regclass('jobs') IS NOT NULL AS ok").fetchone()["ok"]
+        migrated = jobs.ledger_exists(conn)
     if not migrated:
         raise RuntimeError("the jobs table is missing: run `switchyard migrate`")
     return {}
@@ -120,30 +120,7 @@ def readyz() -> JSONResponse:
 
 # --- metrics ----------------------------------------------------------------------------------------
 
-JOBS_BY_KIND_STATUS_SQL = "SELECT kind, status, count(*) AS n FROM jobs GROUP BY kind, status"
-
-# Per kind and final status: count, total seconds, and how many took <= each bucket bound (the
-# FILTER clauses are generated from DURATION_BUCKETS, numeric constants, never from input).
-_DURATION = "extract(epoch FROM finished_at - started_at)"
-JOB_DURATIONS_SQL = (
-    f"SELECT kind, status, count(*) AS n, coalesce(sum({_DURATION}), 0) AS total, "
-    + ", ".join(f"count(*) FILTER (WHERE {_DURATION} <= {float(b)!r}) AS b{i}"
-                for i, b in enumerate(DURATION_BUCKETS))
-    + " FROM jobs WHERE finished_at IS NOT NULL AND started_at IS NOT NULL"
-      " AND status IN ('succeeded', 'failed', 'cancelled') GROUP BY kind, status"
-)
-
-# Every job's last event is durable (``end``, in job_events), so the highest durable seq of a job
-# counts its events; live jobs may have newer, non-durable ones (tokens), read from Redis below.
-EVENTS_BY_KIND_SQL = """
-SELECT j.kind, coalesce(sum(e.last_seq), 0) AS n FROM jobs j
-JOIN (SELECT job_id, max(seq) AS last_seq FROM job_events GROUP BY job_id) e ON e.job_id = j.id
-GROUP BY j.kind
-"""
-LIVE_JOBS_SQL = """
-SELECT j.id, j.kind, coalesce((SELECT max(seq) FROM job_events e WHERE e.job_id = j.id), 0) AS last_seq
-FROM jobs j WHERE j.status IN ('validating_files', 'queued', 'running')
-"""
+# The ledger's and the event log's reads are their owners' (jobs.py, events.py); the API only shapes them.
 
 
 def queue_depths(url: str, queues: Iterable[str]) -> dict[str, int]:
@@ -195,7 +172,7 @@ class LedgerCollector(Collector):
         family = GaugeMetricFamily("switchyard_jobs", "Jobs in the ledger by kind and status",
                                    labels=["kind", "status"])
         with get_pool().connection(timeout=CHECK_TIMEOUT_S) as conn:
-            for row in conn.execute(JOBS_BY_KIND_STATUS_SQL):
+            for row in jobs.count_by_kind_status(conn):
                 family.add_metric([row["kind"], row["status"]], row["n"])
         yield family
 
@@ -205,7 +182,7 @@ class LedgerCollector(Collector):
             "Run time (started to finished) of ended jobs, by kind and final status",
             labels=["kind", "status"])
         with get_pool().connection(timeout=CHECK_TIMEOUT_S) as conn:
-            rows = conn.execute(JOB_DURATIONS_SQL).fetchall()
+            rows = jobs.duration_histograms(conn, DURATION_BUCKETS)
         for row in rows:
             buckets = [(repr(float(b)), row[f"b{i}"]) for i, b in enumerate(DURATION_BUCKETS)]
             buckets.append(("+Inf", row["n"]))
@@ -214,8 +191,8 @@ class LedgerCollector(Collector):
 
     def _events(self) -> Iterable[Any]:
         with get_pool().connection(timeout=CHECK_TIMEOUT_S) as conn:
-            by_kind = {r["kind"]: int(r["n"]) for r in conn.execute(EVENTS_BY_KIND_SQL)}
-            live = conn.execute(LIVE_JOBS_SQL).fetchall()
+            by_kind = events.durable_counts_by_kind(conn)
+            live = events.live_jobs_last_durable_seq(conn)
         if live:
             client = _probe_redis()
             try:
