@@ -18,9 +18,9 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from switchyard import dispatch, events, jobs, registry
 from switchyard.api.auth import current_tenant
-from switchyard.api.errors import ERROR_RESPONSES, APIError, field_errors
+from switchyard.api.errors import ERROR_RESPONSES, APIError
 from switchyard.api.errors import install as install  # create_app installs the error handlers via us
-from switchyard.errors import InvalidParamsError, UnknownTaskError
+from switchyard.errors import UnknownTaskError
 from switchyard.jobs import Job, JobStatus
 
 log = logging.getLogger("switchyard.api.jobs")
@@ -97,16 +97,12 @@ def create_job(
         raise APIError(status.HTTP_422_UNPROCESSABLE_CONTENT, "unknown_kind", str(exc),
                        details=[{"loc": ["body", "kind"], "msg": "unknown task", "type": "unknown_kind"}],
                        ) from None
-    try:
-        # Idempotency is per producer; one producer per tenant, so tenants cannot collide.
-        job, created = dispatch.enqueue(
-            task.name, spec.params, idempotency_key=key, producer=f"api:{tenant}", tenant=tenant,
-            callback_url=str(spec.callback_url) if spec.callback_url else None,
-        )
-    except InvalidParamsError as exc:
-        raise APIError(status.HTTP_422_UNPROCESSABLE_CONTENT, "invalid_params",
-                       f"invalid parameters for {exc.task}",
-                       details=field_errors(exc.errors, ("body", "params"))) from None
+    # Idempotency is per producer; one producer per tenant, so tenants cannot collide. Invalid params
+    # (InvalidParamsError) are answered 422 by the one handler in switchyard/api/errors.py.
+    job, created = dispatch.enqueue(
+        task.name, spec.params, idempotency_key=key, producer=f"api:{tenant}", tenant=tenant,
+        callback_url=str(spec.callback_url) if spec.callback_url else None,
+    )
     if not created:
         response.headers["Idempotent-Replayed"] = "true"
     log.info("job %s (%s) %s via API for tenant %s", job.id, job.kind,
