@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-# Queues (DESIGN.md "Queues and pools"). `celery` is Celery's default queue: a raw producer that
+# Queues (README.md "Pools and queues"). `celery` is Celery's default queue: a raw producer that
 # calls send_task without a queue lands there, and the control pool forwards the message home.
 QUEUES = ("finetune", "index", "agent", "eval", "control")
 DEFAULT_QUEUE = "celery"

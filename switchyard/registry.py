@@ -1,4 +1,4 @@
-"""The public task catalogue: name → queue and parameter schema (DESIGN.md "Celery task names").
+"""The public task catalogue: name → queue and parameter schema (README.md "Celery task names").
 
 Schemas are referenced by dotted path and imported on first use, so the API and the control pool can
 validate a fine-tuning message without importing torch.

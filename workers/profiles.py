@@ -1,4 +1,4 @@
-"""One profile per pool (DESIGN.md "Queues and pools"): mostly data, turned into a worker command line."""
+"""One profile per pool (README.md "Pools and queues"): mostly data, turned into a worker command line."""
 
 from __future__ import annotations
 

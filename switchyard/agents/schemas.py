@@ -1,4 +1,4 @@
-"""``switchyard.agent.run`` kwargs and result (DESIGN.md "Public contracts").
+"""``switchyard.agent.run`` kwargs and result (README.md "Public contracts").
 
 kwargs: ``{"graph", "thread_id", "input" | "command": {"resume": ...}, "config", "stream_mode",
 "multitask_strategy"}``; result: ``{"status": "success|interrupted|error", "values", "usage"}``.

@@ -1,4 +1,4 @@
-"""LangGraph stream parts → job events (DESIGN.md "Events").
+"""LangGraph stream parts → job events (README.md "Events").
 
 ``graph.stream(..., stream_mode=[...], subgraphs=True)`` yields ``(namespace, mode, chunk)``:
 
