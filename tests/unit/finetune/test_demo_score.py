@@ -1,0 +1,24 @@
+"""The demo's held-out score: exact match of the answer (citations aside) and the cited passage."""
+
+from switchyard.finetune.demo import held_out, score
+
+
+def test_exact_match_ignores_citations_case_and_a_final_period():
+    assert score("600 requests per minute [2]", "600 requests per minute [2]") == {"exact_match": 1.0,
+                                                                                  "cites_source": 1.0}
+    assert score("600 Requests per minute. [3]", "600 requests per minute [2]") == {"exact_match": 1.0,
+                                                                                   "cites_source": 0.0}
+
+
+def test_a_sentence_around_the_answer_is_not_an_exact_match():
+    assert score("A token may send 600 requests per minute [2].", "600 requests per minute [2]")["exact_match"] == 0
+    assert score("600 requests per minute", "600 requests per minute [2]")["cites_source"] == 0
+
+
+def test_the_held_out_set_is_not_in_the_training_set():
+    from switchyard.finetune.demo import DEMO_DATA
+
+    train = {row["messages"][-2]["content"] for row in held_out(DEMO_DATA / "train.jsonl")}
+    test = [row["messages"][-2]["content"] for row in held_out()]
+    assert len(test) == 8 and not train & set(test)
+    assert "How many API requests may a token send per minute?" in test  # the demo's question is held out
