@@ -67,7 +67,7 @@ class Settings(BaseSettings):
     callback_max_retries: int = 8
 
     # Inputs a caller names (docs/security-inputs.md). File paths are read only under these roots
-    # (comma-separated directories or fsspec URL prefixes), besides the uploads directory.
+    # (comma-separated directories or fsspec URL prefixes); uploads are named by file id, not path.
     file_roots: str = ""
     # One egress policy for caller-named URLs (ingest URLs, inline model base_urls, callbacks): when set,
     # only these hosts (example.com, *.example.com) or URL prefixes (https://host[:port]/path/) may be

@@ -1,8 +1,8 @@
 """File paths a caller names are read only under configured roots (docs/security-inputs.md).
 
 The roots are ``SWITCHYARD_FILE_ROOTS`` (comma-separated local directories or fsspec URL prefixes such
-as ``s3://bucket/corpus/``) plus the uploads directory of ``/v1/files`` (``<artifacts root>/files``,
-by default ``STATE_DIR/artifacts/files``); nothing else by default. A local path is resolved first
+as ``s3://bucket/corpus/``); nothing by default. Uploads of ``/v1/files`` are reached by file id, never
+by path. A local path is resolved first
 (``os.path.realpath``: symlinks, ``..`` and relative parts) and the resolved path is what is checked
 and what the caller then opens, so a symlink inside a root that points outside it is refused. Every
 refusal is ``InputRefused`` with ``rule="file_roots"``, raised before anything is read.
@@ -28,8 +28,9 @@ def uploads_root() -> str:
 
 
 def roots() -> list[str]:
-    configured = [item.strip() for item in get_settings().file_roots.split(",") if item.strip()]
-    return [*configured, uploads_root()]
+    """The configured roots. Not the uploads directory: every tenant's uploads lie there, so an upload
+    is reached by its file id (resolved within the job's tenant), never by path."""
+    return [item.strip() for item in get_settings().file_roots.split(",") if item.strip()]
 
 
 def _split(ref: str) -> tuple[str | None, str]:
@@ -42,8 +43,8 @@ def _split(ref: str) -> tuple[str | None, str]:
 
 
 def _refuse(ref: str, why: str = "is outside the allowed file roots") -> InputRefused:
-    return InputRefused(f"path {ref!r} {why} (rule {RULE}: SWITCHYARD_FILE_ROOTS, plus the uploads "
-                        "directory)", rule=RULE)
+    return InputRefused(f"path {ref!r} {why} (rule {RULE}: SWITCHYARD_FILE_ROOTS; uploads are "
+                        "named by file id)", rule=RULE)
 
 
 def check_path(path: str | os.PathLike[str]) -> Path:

@@ -1,8 +1,8 @@
 """Where an eval job's items come from: inline, an uploaded file of the tenant, or a path under the
 file roots; and images as a path, a data URL or base64.
 
-Every local path a message names goes through ``switchyard.sandbox`` (``SWITCHYARD_FILE_ROOTS`` plus
-the uploads directory): the platform's one "file paths only under configured roots" policy.
+Every local path a message names goes through ``switchyard.sandbox`` (``SWITCHYARD_FILE_ROOTS``): the
+platform's one "file paths only under configured roots" policy.
 """
 
 from __future__ import annotations

@@ -167,13 +167,13 @@ def test_ingest_reads_no_path_outside_the_roots(stack, settings_env, tmp_path):
     assert sandbox.check_path(root / "ok.md") == (root / "ok.md").resolve()
 
 
-def test_uploads_directory_is_a_root_by_default(settings_env, tmp_path):
+def test_no_path_is_readable_by_default_not_even_another_tenants_upload(settings_env, tmp_path):
     settings_env(FILE_ROOTS="")
-    assert sandbox.roots() == [sandbox.uploads_root()]
-    inside = os.path.join(sandbox.uploads_root(), "file-abc.jsonl")
-    assert str(sandbox.check_path(inside)) == os.path.realpath(inside)
-    with pytest.raises(InputRefused):
-        sandbox.check_path(os.path.join(sandbox.uploads_root(), "..", "checkpoints", "x"))
+    assert sandbox.roots() == []
+    # Uploads of every tenant share one directory: a path into it is refused; file ids are the way in.
+    for ref in (os.path.join(sandbox.uploads_root(), "file-abc.jsonl"), "/etc/passwd", str(tmp_path)):
+        with pytest.raises(InputRefused):
+            sandbox.check_path(ref)
 
 
 def test_a_finetune_training_file_may_not_be_a_server_path(settings_env, tmp_path):
@@ -186,7 +186,10 @@ def test_a_finetune_training_file_may_not_be_a_server_path(settings_env, tmp_pat
         with pytest.raises(InputRefused) as refused:
             files.read_bytes(ref, "default")
         assert refused.value.rule == "file_roots", ref
-    assert sandbox.check_ref("s3://bucket/artifacts/files/file-1.jsonl") == "s3://bucket/artifacts/files/file-1.jsonl"
+    with pytest.raises(InputRefused):  # uploads are named by file id, never by path
+        sandbox.check_ref("s3://bucket/artifacts/files/file-1.jsonl")
+    settings_env(FILE_ROOTS="s3://bucket/corpus/")
+    assert sandbox.check_ref("s3://bucket/corpus/a.jsonl") == "s3://bucket/corpus/a.jsonl"
     with pytest.raises(InvalidParamsError) as invalid:
         job._records("/etc/passwd", "training_file", "default")
     assert invalid.value.errors[0]["loc"] == ["training_file"] and "file_roots" in invalid.value.errors[0]["msg"]
