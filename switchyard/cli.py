@@ -239,8 +239,8 @@ def demo() -> None:
 
 
 # Command groups contributed by the pools, mounted when installed.
-for _module, _attr in (("switchyard.finetune.cli", "adapters"), ("graphs.cli", "graph"),
-                       ("switchyard.retrieval.cli", "collections"),
+for _module, _attr in (("switchyard.finetune.cli", "adapters"), ("switchyard.finetune.cli", "models"),
+                       ("graphs.cli", "graph"),
                        ("switchyard.evaluation.cli", "eval_cli"),
                        ("switchyard.cache.cli", "cache")):
     if importlib.util.find_spec(_module.rsplit(".", 1)[0]) and importlib.util.find_spec(_module):

@@ -48,7 +48,8 @@ register(TaskSpec("switchyard.finetune.train", "finetune", "switchyard.finetune.
 register(TaskSpec("switchyard.agent.run", "agent", "switchyard.agents.schemas:RunParams",
                   "Run a LangGraph graph on a thread with Postgres checkpoints."))
 register(TaskSpec("switchyard.eval.run", "eval", "switchyard.evaluation.schemas:EvalParams",
-                  "Score a dataset (optionally generating its predictions) with text, caption, VQA, CLIP, LM and RAG metrics."))
+                  "Score a dataset (optionally generating its predictions) with text, caption, VQA, CLIP, LM "
+                  "and RAG metrics."))
 
 
 def get_spec(name_or_kind: str) -> TaskSpec:
