@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +16,7 @@ from switchyard.evaluation import store
 
 pytestmark = pytest.mark.integration
 
+DEMO = Path(__file__).resolve().parents[2] / "demo" / "finetune"
 SYSTEM = ["The dog bit the man.", "It wasn't surprising.", "The man had just bitten him."]
 REFS = [["The dog bit the man.", "It was not unexpected.", "The man bit him first."],
         ["The dog had bit the man.", "No one was surprised.", "The man had bitten the dog."]]
@@ -32,6 +34,20 @@ def tiny_model(stack, data_root):
     path = build_tiny_llama(data_root / "tiny-llama")
     register_base_model("tiny-llama-eval", path)
     return "tiny-llama-eval"
+
+
+@pytest.fixture(scope="module")
+def adapter_name(stack, start_worker, tiny_model):
+    worker = start_worker("finetune")
+    try:
+        job = client.enqueue("finetune.train", {
+            "model": tiny_model, "training_file": str(DEMO / "shout.jsonl"), "suffix": "eval",
+            "method": {"type": "lora", "hyperparameters": {"max_steps": 4, "batch_size": 4, "learning_rate": 1e-2}}})
+        final = client.wait(job.id, timeout=240)
+    finally:
+        worker.terminate()
+    assert final.status.value == "succeeded", final.error
+    return final.result["fine_tuned_model"]
 
 
 @pytest.fixture(scope="module")
@@ -78,34 +94,42 @@ def test_dataset_file_failing_its_schema_fails_the_job_in_validation(eval_worker
     assert final.status.value == "failed" and "outside the allowed file roots" in json.dumps(final.error)
 
 
-def test_generate_with_a_local_model_then_compare_two_jobs(eval_worker, tiny_model, data_root):
+@pytest.mark.timeout(900)  # trains an adapter first; slow on a loaded 2-core machine
+def test_base_model_vs_its_adapter_generated_and_compared(eval_worker, adapter_name, tiny_model, data_root):
+    """The issue's end-to-end story on tiny models: the base and base+adapter answer held-out prompts
+    through the queue, per-item scores are stored, and compare gives the difference with its interval."""
     from switchyard.evaluation.compare import compare_jobs
 
-    items = [{"id": f"q{i}", "prompt": f"What is the capital of country {i}?", "references": [f"City {i}"]}
-             for i in range(6)]
-    items.append({"id": "no-prompt", "references": ["x"]})
-    generated = client.enqueue("eval.run", {
-        "dataset": items, "metrics": ["chrf", "rouge1"],
-        "generate": {"model": {"provider": "local", "base_model": tiny_model}, "max_tokens": 6}})
-    given = client.enqueue("eval.run", {
-        "dataset": [{**i, "prediction": f"City {n}"} for n, i in enumerate(items[:6])], "metrics": ["chrf", "rouge1"]})
-    a, b = client.wait(generated.id, timeout=240), client.wait(given.id, timeout=120)
+    words = ["see you soon", "well done", "time to go", "all aboard", "last call", "big news"]
+    items = [{"id": f"h{i}", "prompt": f"Shout: {w}\nAnswer:", "references": [f"{w.upper()}!"],
+              "text": f"Shout: {w}\nAnswer: {w.upper()}!"} for i, w in enumerate(words)]
+    items.append({"id": "no-prompt", "references": ["x"], "text": "Shout: x\nAnswer: X!"})
+    common = {"dataset": items, "metrics": ["chrf", "rouge1", "perplexity"]}
+    base = client.enqueue("eval.run", {**common, "generate": {"model": {"provider": "local", "base_model": tiny_model},
+                                                              "max_tokens": 6}, "lm": {"base_model": tiny_model}})
+    tuned = client.enqueue("eval.run", {**common, "generate": {"adapter": adapter_name, "max_tokens": 6},
+                                        "lm": {"adapter": adapter_name}})
+    elsewhere = client.enqueue("eval.run", {"dataset": items, "metrics": ["chrf"],
+                                            "generate": {"adapter": adapter_name}}, tenant="other-tenant")
+    a, b = client.wait(base.id, timeout=240), client.wait(tuned.id, timeout=240)
     assert a.status.value == "succeeded", a.error
     assert b.status.value == "succeeded", b.error
     assert a.result["failed_items"] == [{"id": "no-prompt", "error": "generate: missing prompt (or question)"}]
-    rows = store.load_items(generated.id)
-    assert all(isinstance(r["prediction"], str) for r in rows if r["item_id"] != "no-prompt")
-    assert a.result["scored"]["chrf"] == 6
+    assert a.result["scored"] == {"chrf": 6, "rouge1": 6, "perplexity": 6}
+    rows = {r["item_id"]: r for r in store.load_items(tuned.id)}
+    assert all(isinstance(rows[f"h{i}"]["prediction"], str) for i in range(6)) and rows["no-prompt"]["errors"]
+    other = client.wait(elsewhere.id, timeout=120)  # another tenant cannot use this tenant's adapter
+    assert other.status.value == "failed" and "no adapter named" in other.error["message"]
 
-    report = compare_jobs(generated.id, given.id, tenant="default", resamples=500, seed=1,
+    report = compare_jobs(base.id, tuned.id, tenant="default", resamples=500, seed=1,
                           chart=data_root / "compare.png")
-    chrf = report.metrics["chrf"]
-    assert chrf.paired_items == 6
-    assert chrf.b == pytest.approx(b.result["aggregate"]["chrf"])
-    assert chrf.low <= chrf.delta <= chrf.high and 0.0 <= chrf.p_value <= 1.0
+    for name in ("chrf", "rouge1", "perplexity"):
+        m = report.metrics[name]
+        assert m.paired_items == 6 and m.low <= m.delta <= m.high and 0.0 < m.p_value <= 1.0
+    assert report.metrics["chrf"].b == pytest.approx(b.result["aggregate"]["chrf"])  # corpus chrF, recomputed
     assert (data_root / "compare.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
-    printed = cli("compare", generated.id, given.id, "--png", str(data_root / "cli.png"), "--resamples", "200")
+    printed = cli("compare", base.id, tuned.id, "--png", str(data_root / "cli.png"), "--resamples", "200")
     assert "chrf" in printed and "interval" in printed and (data_root / "cli.png").is_file()
 
 
