@@ -43,6 +43,7 @@ def namespace_for(tenant: str | None, purpose: str = DEFAULT_PURPOSE, collection
     return "/".join(parts)
 
 
+@lru_cache(maxsize=1024)  # namespaces and model names repeat on every call
 def q(part: str) -> str:
     """A key segment without ``:`` or glob characters (``*?[]\\``)."""
     return quote(part, safe="/@._-")
