@@ -42,6 +42,8 @@ register(GraphSpec("rag_answer", "graphs.rag_answer:build_rag_answer",
                    "retrieve → grade → (rewrite → retrieve | generate) → cite; no tool calling."))
 register(GraphSpec("reflection", "graphs.reflection:build_reflection",
                    "draft → critique → revise, bounded."))
+register(GraphSpec("echo", "graphs.echo:build_echo",
+                   "Answers with the last user message; no model call (benchmarks, health checks)."))
 register(GraphSpec("supervisor", "graphs.supervisor:build_supervisor",
                    "Routes each request to a researcher (rag_answer) or an analyst (calculator, SQL) subgraph."))
 

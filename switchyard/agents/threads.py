@@ -59,6 +59,17 @@ SEARCH_THREADS_SQL = (
 LOCK_ACTIVE_RUN_SQL = "SELECT active_run FROM agent_threads WHERE thread_id = %s FOR UPDATE"
 GET_RUN_SQL = "SELECT * FROM agent_runs WHERE run_id = %s"
 LIST_RUNS_SQL = "SELECT * FROM agent_runs WHERE thread_id = %s ORDER BY created_at DESC LIMIT %s"
+# A run that holds or waits for the thread: its run is pending or running and its job has not ended. A run
+# the API recorded whose job is not written yet (the job row follows the run row by one round trip) counts
+# for a short while, so that an API that died in between does not hold the thread forever.
+BUSY_RUN_SQL = """
+SELECT r.run_id FROM agent_runs r LEFT JOIN jobs j ON j.id = r.run_id
+WHERE r.thread_id = %(thread_id)s AND r.status IN ('pending', 'running') AND r.run_id <> %(run_id)s
+  AND ((j.id IS NULL AND r.created_at > now() - make_interval(secs => %(unsent_s)s))
+       OR j.status NOT IN ('succeeded', 'failed', 'cancelled'))
+ORDER BY r.created_at LIMIT 1
+"""
+UNSENT_RUN_S = 30.0
 INSERT_NOTE_SQL = "INSERT INTO agent_notes (thread_id, text, tenant) VALUES (%s, %s, %s) RETURNING id"
 # Enqueued runs go first come, first served: an older run still waiting on the thread goes first.
 EARLIER_WAITING_SQL = """
@@ -142,6 +153,20 @@ def record_run(run_id: str, thread_id: str, graph: str, *, tenant: str = "defaul
     with connection() as conn:
         conn.execute(RECORD_RUN_SQL, {"run_id": run_id, "thread_id": thread_id, "graph": graph, "tenant": tenant,
                                       "strategy": strategy, "metadata": _json(metadata or {})})
+
+
+def reserve_run(run_id: str, thread_id: str, graph: str, *, tenant: str = "default", strategy: str = "enqueue",
+                metadata: dict[str, Any] | None = None) -> None:
+    """Record a new run under the thread's row lock. With ``strategy="reject"`` a thread that has another run
+    pending or running refuses it (``ThreadBusyError``, nothing recorded): the check and the insert share one
+    transaction on the locked row, so of two concurrent creates on an idle thread only one passes."""
+    args = {"run_id": run_id, "thread_id": thread_id, "graph": graph, "tenant": tenant, "strategy": strategy,
+            "metadata": _json(metadata or {}), "unsent_s": UNSENT_RUN_S}
+    with connection() as conn, conn.transaction():
+        conn.execute(LOCK_ACTIVE_RUN_SQL, (thread_id,))
+        if strategy == "reject" and (busy := conn.execute(BUSY_RUN_SQL, args).fetchone()):
+            raise ThreadBusyError(f"thread {thread_id} is busy with run {busy['run_id']} (multitask_strategy=reject)")
+        conn.execute(RECORD_RUN_SQL, args)
 
 
 def get_run(run_id: str) -> dict[str, Any] | None:

@@ -269,9 +269,6 @@ def _start_run(thread_id: str, tenant: str, body: RunCreate) -> jobs.Job:
         row = threads.ensure_thread(thread_id, tenant=tenant, graph=graph)
     if row["tenant"] != tenant:
         raise APIError(status.HTTP_404_NOT_FOUND, "not_found", f"no thread {thread_id}")
-    active = row.get("active_run")
-    if body.multitask_strategy == "reject" and active and (job := jobs.find(active)) and not job.status.is_terminal:
-        raise APIError(status.HTTP_409_CONFLICT, "thread_busy", f"thread {thread_id} is busy with run {active}")
     params: dict[str, Any] = {
         "graph": graph, "thread_id": thread_id, "config": body.config.model_dump(exclude_defaults=True),
         "stream_mode": [body.stream_mode] if isinstance(body.stream_mode, str) else body.stream_mode,
@@ -282,12 +279,17 @@ def _start_run(thread_id: str, tenant: str, body: RunCreate) -> jobs.Job:
     if body.command is not None:
         params["command"] = body.command.model_dump(exclude_none=True)
     run_id = jobs.new_job_id()
-    # Recorded before the message is sent, so first-come-first-served queueing sees it in order.
-    threads.record_run(run_id, thread_id, graph, tenant=tenant, strategy=body.multitask_strategy,
-                       metadata=body.metadata)
+    # Recorded before the message is sent, so first-come-first-served queueing sees it in order; with
+    # "reject", a thread with a run pending or running refuses it here, at once, as LangGraph Platform does.
+    try:
+        threads.reserve_run(run_id, thread_id, graph, tenant=tenant, strategy=body.multitask_strategy,
+                            metadata=body.metadata)
+    except threads.ThreadBusyError as exc:
+        raise APIError(status.HTTP_409_CONFLICT, "thread_busy", str(exc)) from None
     try:
         job, _ = dispatch.enqueue("agent.run", params, job_id=run_id, tenant=tenant, producer="langgraph-api")
     except InvalidParamsError as exc:
+        threads.finish_run(run_id, "error", error={"type": "invalid_params"})  # frees the thread for "reject"
         raise APIError(status.HTTP_422_UNPROCESSABLE_CONTENT, "invalid_params", str(exc),
                        details=exc.errors) from None
     return job
