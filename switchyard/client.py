@@ -20,7 +20,7 @@ from switchyard import events as event_log
 from switchyard.events import Event
 from switchyard.jobs import Job
 
-__all__ = ["cancel", "enqueue", "events", "get", "wait"]
+__all__ = ["cancel", "enqueue", "events", "get", "submit_many", "wait"]
 
 
 def enqueue(kind: str, params: dict[str, Any] | None = None, idempotency_key: str | None = None, *,
@@ -29,6 +29,15 @@ def enqueue(kind: str, params: dict[str, Any] | None = None, idempotency_key: st
     job, _created = dispatch.enqueue(kind, params, idempotency_key=idempotency_key, producer=producer,
                                      tenant=tenant, callback_url=callback_url)
     return job
+
+
+def submit_many(items: list[dict[str, Any]], *, producer: str = "client", tenant: str = "default") -> list[Job]:
+    """Submit a batch in one durable commit: each item ``{"kind", "params", "idempotency_key"?,
+    "callback_url"?}``. The jobs in order; an item whose key was seen before returns the first job. One
+    invalid item raises ``InvalidParamsError`` (errors located ``["jobs", index, ...]``), recording none."""
+    batch = [jobs.NewJob(i["kind"], i.get("params") or {}, i.get("idempotency_key"), i.get("callback_url"))
+             for i in items]
+    return [job for job, _created in dispatch.enqueue_many(batch, producer=producer, tenant=tenant)]
 
 
 def get(job_id: str) -> Job:

@@ -108,6 +108,19 @@ WHERE id = %(id)s OR (producer = %(producer)s AND idempotency_key = %(idempotenc
 ORDER BY (id = %(id)s) DESC LIMIT 1
 """
 
+# A batch in one statement and one durable commit: rows come as parallel arrays (unnest), and an item whose
+# (producer, idempotency key) is already taken, by an earlier job or an earlier item, is skipped here and
+# read back with EXISTING_MANY_SQL.
+CREATE_MANY_SQL = """
+INSERT INTO jobs (id, kind, status, params, producer, tenant, idempotency_key, callback_url)
+SELECT * FROM unnest(%(ids)s::text[], %(kinds)s::text[], %(statuses)s::text[], %(params)s::jsonb[],
+                     %(producers)s::text[], %(tenants)s::text[], %(keys)s::text[], %(callbacks)s::text[])
+ON CONFLICT DO NOTHING
+RETURNING *
+"""
+EXISTING_MANY_SQL = "SELECT * FROM jobs WHERE producer = %(producer)s AND idempotency_key = ANY(%(keys)s)"
+MARK_DISPATCHED_MANY_SQL = "UPDATE jobs SET dispatched_at = now() WHERE id = ANY(%s) AND dispatched_at IS NULL"
+
 MARK_DISPATCHED_SQL = "UPDATE jobs SET dispatched_at = now() WHERE id = %s AND dispatched_at IS NULL"
 
 # Take the job if it is queued (first delivery or re-queued by the reaper) or running under a lease
@@ -272,6 +285,49 @@ def create(
         return create(kind, params, job_id=job_id, status=status, producer=producer, tenant=tenant,
                       idempotency_key=idempotency_key, callback_url=callback_url)
     return Job.from_row(row), False
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """One item of ``create_many``."""
+
+    kind: str
+    params: dict[str, Any]
+    idempotency_key: str | None = None
+    callback_url: str | None = None
+
+
+def create_many(items: list[NewJob], *, producer: str = "default", tenant: str = "default",
+                status: JobStatus = JobStatus.QUEUED) -> list[tuple[Job, bool]]:
+    """Insert a batch in one statement and one durable commit; ``(job, created)`` per item, in order. An item
+    whose idempotency key is taken (by an earlier job, or an earlier item of the batch) returns that job."""
+    ids = [new_job_id() for _ in items]
+    args = {"ids": ids, "kinds": [i.kind for i in items], "statuses": [status.value] * len(items),
+            "params": [_json(i.params) for i in items], "producers": [producer] * len(items),
+            "tenants": [tenant] * len(items), "keys": [i.idempotency_key for i in items],
+            "callbacks": [i.callback_url for i in items]}
+    with connection() as conn:
+        inserted = {row["id"]: Job.from_row(row) for row in conn.execute(CREATE_MANY_SQL, args).fetchall()}
+        taken = {i.idempotency_key for i, job_id in zip(items, ids, strict=True)
+                 if job_id not in inserted and i.idempotency_key is not None}
+        existing = {row["idempotency_key"]: Job.from_row(row) for row in conn.execute(
+            EXISTING_MANY_SQL, {"producer": producer, "keys": list(taken)}).fetchall()} if taken else {}
+    out: list[tuple[Job, bool]] = []
+    for item, job_id in zip(items, ids, strict=True):
+        if job_id in inserted:
+            out.append((inserted[job_id], True))
+        elif item.idempotency_key in existing:
+            out.append((existing[item.idempotency_key], False))
+        else:  # the conflicting row vanished meanwhile (deleted): rare, so one more round for the rest
+            out.append(create(item.kind, item.params, producer=producer, tenant=tenant, status=status,
+                              idempotency_key=item.idempotency_key, callback_url=item.callback_url))
+    return out
+
+
+def mark_dispatched_many(job_ids: list[str]) -> None:
+    # Not durable, like mark_dispatched: a lost mark only makes the outbox sweep send a job again.
+    with connection(durable=False) as conn:
+        conn.execute(MARK_DISPATCHED_MANY_SQL, (job_ids,))
 
 
 def get(job_id: str) -> Job:

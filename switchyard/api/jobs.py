@@ -18,9 +18,9 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from switchyard import dispatch, events, jobs, registry
 from switchyard.api.auth import current_tenant
-from switchyard.api.errors import ERROR_RESPONSES, APIError
+from switchyard.api.errors import ERROR_RESPONSES, APIError, field_errors
 from switchyard.api.errors import install as install  # create_app installs the error handlers via us
-from switchyard.errors import UnknownTaskError
+from switchyard.errors import InvalidParamsError, UnknownTaskError
 from switchyard.jobs import Job, JobStatus
 
 log = logging.getLogger("switchyard.api.jobs")
@@ -108,6 +108,42 @@ def create_job(
     log.info("job %s (%s) %s via API for tenant %s", job.id, job.kind,
              "accepted" if created else "replayed", tenant)
     return accepted(request, job, created)
+
+
+BATCH_MAX = 1000
+
+
+class JobBatch(BaseModel):
+    """``POST /jobs:batch``: many jobs, recorded in one commit."""
+
+    model_config = ConfigDict(extra="forbid")
+    jobs: list[JobCreate] = Field(min_length=1, max_length=BATCH_MAX)
+
+
+class BatchAccepted(BaseModel):
+    data: list[JobAccepted] = Field(description="one per item, in order")
+
+
+def enqueue_batch(request: Request, items: list[JobCreate], *, producer: str, tenant: str) -> BatchAccepted:
+    """Record and dispatch a batch (``dispatch.enqueue_many``); one invalid item refuses it all (422, errors
+    located ``["body", "jobs", index, ...]``). Shared by ``POST /jobs:batch`` and the batch webhook."""
+    batch = [jobs.NewJob(i.kind, i.params, i.idempotency_key, str(i.callback_url) if i.callback_url else None)
+             for i in items]
+    try:
+        results = dispatch.enqueue_many(batch, producer=producer, tenant=tenant)
+    except InvalidParamsError as exc:
+        raise APIError(status.HTTP_422_UNPROCESSABLE_CONTENT, "invalid_params", "invalid jobs in the batch",
+                       details=field_errors(exc.errors, ("body",))) from None
+    log.info("batch of %d jobs (%d new) from %s", len(results), sum(c for _j, c in results), producer)
+    return BatchAccepted(data=[accepted(request, job, created) for job, created in results])
+
+
+# A literal path: "/jobs:batch" has no slash after "jobs", so it never matches "/jobs/{job_id}".
+@router.post("/jobs:batch", status_code=status.HTTP_202_ACCEPTED, response_model=BatchAccepted,
+             summary="Submit many jobs in one commit")
+def create_jobs_batch(request: Request, tenant: Tenant, body: Annotated[JobBatch, Body()]) -> BatchAccepted:
+    # The same producer as POST /jobs: an idempotency key means the same job whichever route carried it.
+    return enqueue_batch(request, body.jobs, producer=f"api:{tenant}", tenant=tenant)
 
 
 @router.get("/jobs", response_model=JobList, summary="List jobs, newest first")
