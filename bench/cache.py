@@ -75,10 +75,11 @@ def sample_call() -> tuple[str, str, list]:
     return dumps(messages), llm_string, [ChatGeneration(message=AIMessage(answer, usage_metadata=usage))]
 
 
-def exact_latency(redis_url: str) -> dict[str, float]:
+def exact_latency(redis_url: str) -> dict[str, tuple[float, float]]:
     import redis
     from langchain_community.cache import RedisCache, SQLiteCache
 
+    from switchyard.cache.backends import cache_redis
     from switchyard.cache.config import CacheSettings
     from switchyard.cache.layered import LayeredCache
     from switchyard.cache.redis_exact import RedisExactCache
@@ -89,7 +90,9 @@ def exact_latency(redis_url: str) -> dict[str, float]:
     layered.update(prompt, llm_string, gens)
     plain = RedisExactCache("bench/agent", settings=settings)
     key = layered.key(prompt, llm_string)
-    bare = redis.Redis.from_url(redis_url)
+    # The baseline GET goes through a client with the cache's own connection options (timeouts, no
+    # retries), so the ratio is the cache's work on top of the same round trip.
+    bare = cache_redis(redis_url)
     assert layered.lookup(prompt, llm_string) and bare.get(key)
     lc_redis = RedisCache(redis.Redis.from_url(redis_url))
     lc_redis.update(prompt, llm_string, gens)
@@ -99,17 +102,22 @@ def exact_latency(redis_url: str) -> dict[str, float]:
         lru = LayeredCache("bench/agent", mode="exact", semantic=False,
                            settings=CacheSettings(prefix=settings.prefix, redis_url=redis_url))
         lru.lookup(prompt, llm_string)
-        rows = paired_p50_us({
-            "bare GET": lambda: bare.get(key),
+        candidates = {
             "RedisExactCache": lambda: plain.lookup(prompt, llm_string),
             "LayeredCache (Redis layer)": lambda: layered.lookup(prompt, llm_string),
             "LayeredCache (LRU layer)": lambda: lru.lookup(prompt, llm_string),
             "langchain-community RedisCache": lambda: lc_redis.lookup(prompt, llm_string),
             "langchain-community SQLiteCache": lambda: sqlite.lookup(prompt, llm_string),
-        })
-    print(f"\nexact hit p50 (value {len(bare.get(key))} B stored, {N} lookups each)")
-    for name, us in rows.items():
-        print(f"  {name:34s} {us:8.1f} µs   {us / rows['bare GET']:.2f}x bare GET")
+        }
+        # Each candidate interleaved with its own bare GET: interleaving all six let SQLite's calls slow
+        # whichever call came next.
+        rows = {}
+        for name, fn in candidates.items():
+            pair = paired_p50_us({"bare GET": lambda: bare.get(key), name: fn})
+            rows[name] = (pair[name], pair["bare GET"])
+    print(f"\nexact hit p50 (value {len(bare.get(key))} B stored, {N} lookups each, each beside a bare GET)")
+    for name, (us, base) in rows.items():
+        print(f"  {name:34s} {us:8.1f} µs   bare GET {base:7.1f} µs   {us / base:.2f}x")
     return rows
 
 
@@ -123,13 +131,13 @@ def semantic_latency() -> dict[str, float]:
 
     cache = SemanticCache(f"bench/{uuid.uuid4().hex[:6]}")
     llm_string = "model_name: 'gpt-4o-mini', temperature: 0"
-    cache.update(dumps([HumanMessage("What is the refund policy for orders over 100 dollars?")]), llm_string,
-                 [Generation(text="Refunds within 30 days.")])
+    cache.update(dumps([HumanMessage("What is the capital city of France?")]), llm_string,
+                 [Generation(text="Paris.")])
     # Filler entries so the HNSW index has something to walk.
     for i in range(300):
         cache.update(dumps([HumanMessage(f"Unrelated question number {i} about topic {i * 7}")]), llm_string,
                      [Generation(text="x")])
-    paraphrase = dumps([HumanMessage("How do refunds work for orders above 100 dollars?")])
+    paraphrase = dumps([HumanMessage("What's the capital city of France?")])
     text = keys.prompt_text(paraphrase)
     assert cache.lookup(paraphrase, llm_string), "the paraphrase should hit"
     embedder = cache.embedder
@@ -219,9 +227,8 @@ def main() -> None:
         rates = pair_rates(get_cache_settings().semantic_threshold)
     print("\n| benchmark | baseline (same run) | switchyard | ratio | goal |")
     print("|---|---|---|---|---|")
-    print(f"| LLM cache exact hit p50 | bare Redis GET {exact['bare GET']:.0f} µs | "
-          f"{exact['LayeredCache (Redis layer)']:.0f} µs | "
-          f"{exact['LayeredCache (Redis layer)'] / exact['bare GET']:.2f}x | <= 1.3x |")
+    us, base = exact["LayeredCache (Redis layer)"]
+    print(f"| LLM cache exact hit p50 | bare Redis GET {base:.0f} µs | {us:.0f} µs | {us / base:.2f}x | <= 1.3x |")
     print(f"| LLM cache semantic hit p50 | embedding alone {semantic['embedding alone'] / 1000:.1f} ms | "
           f"{semantic['SemanticCache hit'] / 1000:.1f} ms | "
           f"{semantic['SemanticCache hit'] / semantic['embedding alone']:.2f}x | <= 1.3x |")
