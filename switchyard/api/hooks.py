@@ -23,7 +23,15 @@ from starlette.concurrency import run_in_threadpool
 
 from switchyard import dispatch, registry, signing
 from switchyard.api.errors import ERROR_RESPONSES, APIError, ErrorBody, field_errors
-from switchyard.api.jobs import IDEMPOTENCY_KEY_MAX, JobAccepted, accepted
+from switchyard.api.jobs import (
+    BATCH_MAX,
+    IDEMPOTENCY_KEY_MAX,
+    BatchAccepted,
+    JobAccepted,
+    JobCreate,
+    accepted,
+    enqueue_batch,
+)
 from switchyard.config import get_settings
 from switchyard.errors import InvalidParamsError, SignatureError, UnknownTaskError
 
@@ -75,23 +83,41 @@ def _replay_key(header: str) -> str:
     return "sig:" + hashlib.sha256(header.encode()).hexdigest()[:40]
 
 
-def _parse_json(body: bytes) -> dict:
+def _parse_json(body: bytes) -> dict | list:
     try:
         params = json.loads(body) if body.strip() else {}
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:  # deep nesting too
         raise APIError(status.HTTP_422_UNPROCESSABLE_CONTENT, "invalid_json", f"body is not JSON: {exc}",
                        details=[{"loc": ["body"], "msg": str(exc), "type": "json_invalid"}]) from None
-    if not isinstance(params, dict):
+    if isinstance(params, list):
+        bad = [{"loc": ["body", "jobs", i], "msg": "expected an object", "type": "dict_type"}
+               for i, item in enumerate(params) if not isinstance(item, dict)]
+        if bad or not 0 < len(params) <= BATCH_MAX:
+            raise APIError(status.HTTP_422_UNPROCESSABLE_CONTENT, "invalid_params",
+                           f"a batch is a JSON array of 1 to {BATCH_MAX} objects (each the task's kwargs)",
+                           details=bad or [{"loc": ["body"], "msg": "bad batch length", "type": "too_long"}])
+    elif not isinstance(params, dict):
         raise APIError(status.HTTP_422_UNPROCESSABLE_CONTENT, "invalid_params",
-                       "body must be a JSON object (the task's kwargs)",
+                       "body must be a JSON object (the task's kwargs) or an array of them (a batch)",
                        details=[{"loc": ["body"], "msg": "expected an object", "type": "dict_type"}])
     return params
 
 
+async def _batch(request: Request, kind: str, items: list[dict], *, key: str, producer: str,
+                 tenant: str) -> BatchAccepted:
+    # Item i's idempotency key is the call's key (header or signature digest) and its index, so a replayed
+    # batch returns the same jobs, item by item.
+    batch = [JobCreate(kind=kind, params=params, idempotency_key=f"{key[:IDEMPOTENCY_KEY_MAX - 8]}#{i}")
+             for i, params in enumerate(items)]
+    return await run_in_threadpool(enqueue_batch, request, batch, producer=producer, tenant=tenant)
+
+
 @router.post(
-    "/hooks/{kind}", status_code=status.HTTP_202_ACCEPTED, response_model=JobAccepted,
-    summary="Trigger a job by signed webhook",
-    description="The body is the task's kwargs (JSON). `Switchyard-Signature: t=<unix>,v1=<hex "
+    "/hooks/{kind}", status_code=status.HTTP_202_ACCEPTED, response_model=JobAccepted | BatchAccepted,
+    summary="Trigger a job (or a batch of jobs) by signed webhook",
+    description="The body is the task's kwargs (JSON), or a JSON array of them: a batch of jobs of that kind, "
+                "recorded in one commit (all or nothing), answered `{\"data\": [...]}`. "
+                "`Switchyard-Signature: t=<unix>,v1=<hex "
                 "HMAC-SHA256(secret, \"<t>.<raw body>\")>`; the secret is `SWITCHYARD_WEBHOOK_SECRET_"
                 "<SOURCE>` for the `Switchyard-Source` header, else `SWITCHYARD_WEBHOOK_SECRET`.",
     responses={401: {"model": ErrorBody, "description": "missing, malformed, stale or wrong signature"},
@@ -105,7 +131,7 @@ async def webhook(
     switchyard_signature: Annotated[str | None, Header()] = None,
     switchyard_source: Annotated[str | None, Header()] = None,
     idempotency_key: Annotated[str | None, Header(max_length=IDEMPOTENCY_KEY_MAX)] = None,
-) -> JobAccepted:
+) -> JobAccepted | BatchAccepted:
     try:
         task = registry.get_spec(kind)
     except UnknownTaskError:
@@ -117,10 +143,12 @@ async def webhook(
     params = _parse_json(body)
     producer = f"webhook:{(switchyard_source or 'default').lower()}"
     key = idempotency_key or _replay_key(switchyard_signature or "")
+    tenant = get_settings().webhook_tenant_for(switchyard_source)
+    if isinstance(params, list):
+        return await _batch(request, task.name, params, key=key, producer=producer, tenant=tenant)
     try:
         job, created = await run_in_threadpool(
-            dispatch.enqueue, task.name, params, idempotency_key=key, producer=producer,
-            tenant=get_settings().webhook_tenant_for(switchyard_source),
+            dispatch.enqueue, task.name, params, idempotency_key=key, producer=producer, tenant=tenant,
         )
     except InvalidParamsError as exc:
         raise APIError(status.HTTP_422_UNPROCESSABLE_CONTENT, "invalid_params",
