@@ -197,9 +197,6 @@ def _retry_after_infra_fault(job: Job, owner: str, fault: BaseException) -> bool
     if released.status is JobStatus.CANCELLED:  # cancelled while it ran: no retry
         announce_end(released)
         return True
-    if released.status is JobStatus.CANCELLED:  # cancelled while it ran: no retry
-        announce_end(released)
-        return True
     delay = settings.infra_retry_backoff_s * 2 ** (released.infra_retries - 1)
     log.warning("job %s: infrastructure fault (%s: %s); retry %d/%d in %.1fs", job.id, type(fault).__name__,
                 fault, released.infra_retries, settings.max_infra_retries, delay)
