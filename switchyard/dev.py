@@ -168,10 +168,10 @@ class DevStack:
             wait_for_port(redis.port)
             env_updates["SWITCHYARD_REDIS_URL"] = redis.url
         os.environ.update(env_updates)
-        # The demo corpus is read by path: the one file root of the embedded stack besides uploads
-        # (docs/security-inputs.md). Explicit settings win.
-        os.environ.setdefault("SWITCHYARD_FILE_ROOTS", str(DEMO_CORPUS))
         os.environ.setdefault("SWITCHYARD_STATE_DIR", str(self.state))
+        # The demo corpus is read by path: the one file root of the embedded stack (uploads are named
+        # by file id; docs/security-inputs.md). Explicit settings win.
+        os.environ.setdefault("SWITCHYARD_FILE_ROOTS", str(DEMO_CORPUS))
         settings = reload_settings()
 
         from switchyard.db import migrate
