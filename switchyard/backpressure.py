@@ -10,16 +10,14 @@ per queue would serialize every producer).
 
 from __future__ import annotations
 
-import os
-
 from switchyard import jobs, registry
-from switchyard.config import get_settings
+from switchyard.config import get_settings, per_name
 from switchyard.errors import QueueFullError
 
 
 def max_depth(queue: str) -> int:
     """The queue's depth limit (0 = unlimited)."""
-    per_queue = os.environ.get(f"SWITCHYARD_QUEUE_MAX_DEPTH_{queue.upper()}")
+    per_queue = per_name("QUEUE_MAX_DEPTH", queue)
     return int(per_queue) if per_queue else get_settings().queue_max_depth
 
 

@@ -91,7 +91,7 @@ class Settings(BaseSettings):
 
     def webhook_secret_for(self, source: str | None) -> str | None:
         """The HMAC secret for a webhook source (``WEBHOOK_SECRET_<SOURCE>``), else the default one."""
-        per_source = _per_source("WEBHOOK_SECRET", source)
+        per_source = per_name("WEBHOOK_SECRET", source)
         if per_source:
             return per_source
         return self.webhook_secret.get_secret_value() if self.webhook_secret else None
@@ -99,12 +99,12 @@ class Settings(BaseSettings):
     def webhook_tenant_for(self, source: str | None) -> str:
         """The tenant a webhook source's jobs run for: ``WEBHOOK_TENANT_<SOURCE>``, else
         ``WEBHOOK_TENANT``. The signature proves the source; configuration, never the body, names the tenant."""
-        return _per_source("WEBHOOK_TENANT", source) or self.webhook_tenant
+        return per_name("WEBHOOK_TENANT", source) or self.webhook_tenant
 
     def trigger_tenant_for(self, source: str | None) -> str:
         """The tenant of a trigger-stream entry from ``source``: ``TRIGGER_TENANT_<SOURCE>``, else
         ``TRIGGER_TENANT``."""
-        return _per_source("TRIGGER_TENANT", source) or self.trigger_tenant
+        return per_name("TRIGGER_TENANT", source) or self.trigger_tenant
 
     def api_key_tenants(self) -> dict[str, str]:
         """``{api_key: tenant}`` from ``API_KEYS``; empty means the API is open on loopback only."""
@@ -138,10 +138,11 @@ class Settings(BaseSettings):
         return data
 
 
-def _per_source(variable: str, source: str | None) -> str | None:
-    if not source:
+def per_name(variable: str, name: str | None) -> str | None:
+    """``SWITCHYARD_<VARIABLE>_<NAME>`` (a per-source or per-queue override), if set."""
+    if not name:
         return None
-    return os.environ.get(f"SWITCHYARD_{variable}_{source.upper().replace('-', '_')}") or None
+    return os.environ.get(f"SWITCHYARD_{variable}_{name.upper().replace('-', '_')}") or None
 
 
 def _mask_url(url: str | None) -> str | None:
