@@ -15,24 +15,16 @@ def tenant_adapter(name: str, tenant: str) -> Any:
     from switchyard.finetune.adapters import AdapterNotFound, get_adapter
 
     try:
-        record = get_adapter(name)
+        return get_adapter(name, tenant=tenant)
     except AdapterNotFound:
-        record = None
-    if record is None or record.tenant != tenant:
-        raise NotFound(f"no adapter named {name!r}")
-    return record
+        raise NotFound(f"no adapter named {name!r}") from None
 
 
 def model_dir(ref: str) -> Path:
     """A local model directory (checked against the file roots) or a registered base model's path."""
-    path = Path(ref).expanduser()
-    if (path / "config.json").is_file():
-        from switchyard import sandbox
-
-        return sandbox.check_path(path)
-    from switchyard.finetune.models import UnknownModelError, resolve_model
+    from switchyard.finetune.models import UnknownModelError, resolve_caller_model
 
     try:
-        return resolve_model(ref)
+        return resolve_caller_model(ref)
     except UnknownModelError as exc:
         raise NotFound(str(exc)) from None

@@ -13,11 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from switchyard import sandbox
 from switchyard.context import JobContext
 from switchyard.errors import InputRefused, InvalidParamsError
 from switchyard.finetune import data, files, presets
-from switchyard.finetune.models import UnknownModelError, resolve_model
+from switchyard.finetune.models import UnknownModelError, resolve_caller_model
 from switchyard.finetune.schemas import TrainParams
 
 TASK = "switchyard.finetune.train"
@@ -63,10 +62,7 @@ def prepare(params: TrainParams, seed: int, tenant: str) -> Prepared:
     from switchyard.finetune.train import load_tokenizer
 
     try:
-        if (Path(params.model).expanduser() / "config.json").is_file():
-            # A directory the caller names (not a registered base model) must lie under the file roots.
-            sandbox.check_path(Path(params.model).expanduser())
-        model_path = resolve_model(params.model)
+        model_path = resolve_caller_model(params.model)
     except UnknownModelError as exc:
         raise InvalidParamsError(TASK, [{"loc": ["model"], "msg": str(exc), "type": "model_not_found"}]) from None
     except InputRefused as exc:

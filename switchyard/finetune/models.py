@@ -93,6 +93,18 @@ def resolve_model(model: str, *, convert: bool = True) -> Path:
     )
 
 
+def resolve_caller_model(model: str) -> Path:
+    """``resolve_model`` for a name a caller sent: a directory it names (not a registered base model) must
+    lie under the file roots (``InputRefused`` otherwise); registered and built-in models are the
+    operator's."""
+    path = Path(model).expanduser()
+    if (path / "config.json").is_file():
+        from switchyard import sandbox
+
+        return sandbox.check_path(path)
+    return resolve_model(model)
+
+
 # --- a tiny Llama for tests, benchmarks and the demo ----------------------------------------------
 
 _DEMO_DIR = Path(__file__).resolve().parents[2] / "demo" / "finetune"
