@@ -148,7 +148,8 @@ def test_cli_run_and_show(eval_worker, data_root):
     assert "exact_match" in printed and "1.0000" in printed and "unavailable" in printed
     job_id = printed.split("from-the-shell")[0].split()[-1]
     shown = cli("show", job_id, "--items", "2")
-    assert "c0" in shown and "c2" not in shown
+    item_rows = [line.split("│")[1].strip() for line in shown.splitlines() if line.startswith("│ c")]
+    assert item_rows == ["c0", "c1"]  # --items 2: the first two, not c2
 
 
 def test_human_review_through_the_api_completes_with_krippendorff_alpha(eval_worker, api_server):
