@@ -23,6 +23,11 @@ def job_seq_key(job_id: str) -> str:
     return f"switchyard:job:{job_id}:seq"
 
 
+def end_repair_lock_key(job_id: str) -> str:
+    """Held by the one reaper re-announcing a job's lost `end` (switchyard.end_repair)."""
+    return f"switchyard:job:{job_id}:end-repair"
+
+
 # Cross-process signals read by a running job at its step boundaries.
 def cancel_key(job_id: str) -> str:
     return f"switchyard:cancel:{job_id}"

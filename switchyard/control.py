@@ -37,7 +37,8 @@ def ping(params: PingParams, ctx: JobContext) -> dict:
 
 def reap() -> dict:
     """Fail jobs that started too often, requeue jobs whose lease expired, dispatch jobs whose message
-    was never sent, and send again queued jobs nobody claimed in time (RELIABILITY.md)."""
+    was never sent, send again queued jobs nobody claimed in time, and announce the lost end of jobs
+    whose worker died after finishing them (RELIABILITY.md)."""
     from switchyard.config import get_settings
     from switchyard.dispatch import send
     from switchyard.runner import announce_end
@@ -71,4 +72,9 @@ def reap() -> dict:
                     job.updated_at.isoformat(), job.redispatches)
         send(job)
         resent += 1
-    return {"requeued": requeued, "dispatched": dispatched, "resent": resent, "exhausted": exhausted}
+    # Jobs final in the ledger whose end was never published (their worker died in between).
+    from switchyard.end_repair import repair_missing_ends
+
+    ends = repair_missing_ends()
+    return {"requeued": requeued, "dispatched": dispatched, "resent": resent, "exhausted": exhausted,
+            "ends_repaired": ends}

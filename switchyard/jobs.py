@@ -5,7 +5,8 @@ SQL statement, so every transition is atomic and safe against concurrent workers
 
 - ``create`` (enqueue; idempotent per producer and key),
 - ``claim`` (a worker takes the job: only if it is queued, or running under an expired lease),
-- ``renew_leases`` (heartbeat), ``finish`` (only by the lease holder), ``request_cancel``,
+- ``renew_leases`` (heartbeat), ``finish`` (only by the lease holder; committed in a group with the
+  process's other finishes: switchyard/ledger_writer.py), ``request_cancel``,
 - ``requeue_expired`` (the reaper), ``take_stale_queued`` and ``fail_exhausted`` (the reaper, under
   faults: RELIABILITY.md), ``release_for_retry`` (after an infrastructure fault).
 """
@@ -21,6 +22,7 @@ from typing import Any
 
 from switchyard.db import connection
 from switchyard.errors import JobNotFoundError
+from switchyard.ledger_writer import ledger_writer
 
 
 class JobStatus(enum.StrEnum):
@@ -99,6 +101,22 @@ VALUES (%(id)s, %(kind)s, %(status)s, %(params)s, %(producer)s, %(tenant)s, %(id
         %(callback_url)s)
 ON CONFLICT DO NOTHING
 RETURNING *
+"""
+
+# CREATE_SQL with the job's first event (its `queued` status, seq 1) written in the same statement: the
+# way in pays one durable round trip for the row and Postgres's copy of the event together.
+CREATE_ANNOUNCED_SQL = """
+WITH job AS (
+  INSERT INTO jobs (id, kind, status, params, producer, tenant, idempotency_key, callback_url)
+  VALUES (%(id)s, %(kind)s, %(status)s, %(params)s, %(producer)s, %(tenant)s, %(idempotency_key)s,
+          %(callback_url)s)
+  ON CONFLICT DO NOTHING
+  RETURNING *
+), first_event AS (
+  INSERT INTO job_events (job_id, seq, type, data, ts)
+  SELECT id, 1, %(event_type)s, %(event_data)s, %(event_ts)s FROM job
+)
+SELECT * FROM job
 """
 
 # A duplicate create (same id, or same producer + idempotency key) returns the existing row.
@@ -232,6 +250,19 @@ WHERE id = %(id)s AND lease_owner = %(owner)s AND status = 'running' AND infra_r
 RETURNING *
 """
 
+# The reaper's end repair (switchyard/end_repair.py): jobs that finished at or after ``since`` and at least
+# ``grace_s`` ago with no `end` in Postgres's copy of their log (their worker may have died between
+# FINISH_SQL and publishing the end). Oldest first, so a caller can advance ``since`` to the last row.
+# Indexes jobs_finished and job_events_end (migration 0009) keep each pass to the jobs it has not seen.
+FINISHED_WITHOUT_END_SQL = """
+SELECT j.*, now() - make_interval(secs => %(grace_s)s) AS scanned_until FROM jobs j
+WHERE j.finished_at >= %(since)s AND j.finished_at <= now() - make_interval(secs => %(grace_s)s)
+  AND j.status IN ('succeeded', 'failed', 'cancelled')
+  AND NOT EXISTS (SELECT 1 FROM job_events e WHERE e.job_id = j.id AND e.type = 'end')
+ORDER BY j.finished_at LIMIT %(limit)s
+"""
+SCAN_HORIZON_SQL = "SELECT now() - make_interval(secs => %(grace_s)s) AS scanned_until"
+
 # Backpressure: queued jobs of these kinds, counted up to the limit only (a bounded index scan).
 QUEUED_DEPTH_SQL = """
 SELECT count(*) AS depth FROM (SELECT 1 FROM jobs WHERE status = 'queued' AND kind = ANY(%(kinds)s)
@@ -269,21 +300,30 @@ def create(
     tenant: str = "default",
     idempotency_key: str | None = None,
     callback_url: str | None = None,
+    first_event: tuple[str, dict[str, Any], float] | None = None,
 ) -> tuple[Job, bool]:
-    """Insert a job; ``(job, created)``. A repeat with the same id or idempotency key returns the first."""
+    """Insert a job; ``(job, created)``. A repeat with the same id or idempotency key returns the first.
+
+    ``first_event`` (type, data, ts): Postgres's copy of the new job's first event (seq 1), written in the
+    same statement; the caller then publishes it with ``events.publish(..., first=True, stored=True)``.
+    """
     args = {
         "id": job_id or new_job_id(), "kind": kind, "status": status.value, "params": _json(params),
         "producer": producer, "tenant": tenant, "idempotency_key": idempotency_key,
         "callback_url": callback_url,
     }
+    sql = CREATE_SQL
+    if first_event is not None:
+        sql = CREATE_ANNOUNCED_SQL
+        args.update(event_type=first_event[0], event_data=_json(first_event[1]), event_ts=first_event[2])
     with connection() as conn:
-        row = conn.execute(CREATE_SQL, args).fetchone()
+        row = conn.execute(sql, args).fetchone()
         if row:
             return Job.from_row(row), True
         row = conn.execute(EXISTING_SQL, args).fetchone()
     if row is None:  # the conflicting row vanished between the two statements (deleted); try again
         return create(kind, params, job_id=job_id, status=status, producer=producer, tenant=tenant,
-                      idempotency_key=idempotency_key, callback_url=callback_url)
+                      idempotency_key=idempotency_key, callback_url=callback_url, first_event=first_event)
     return Job.from_row(row), False
 
 
@@ -385,9 +425,13 @@ def renew_leases(job_ids: list[str], owner: str, lease_s: float) -> dict[str, bo
 
 def finish(job_id: str, owner: str, status: JobStatus, *, result: Any = None,
            error: dict[str, Any] | None = None) -> Job | None:
-    """End a running job we hold the lease of. ``None`` if we no longer hold it."""
-    return _one(FINISH_SQL, {"id": job_id, "owner": owner, "status": status.value,
-                             "result": _json(result), "error": _json(error)})
+    """End a running job we hold the lease of. ``None`` if we no longer hold it.
+
+    Durable, and committed together with the finishes of this process's other jobs that end meanwhile
+    (group commit: switchyard.ledger_writer); returns once this one's commit is on disk."""
+    row = ledger_writer().write(FINISH_SQL, {"id": job_id, "owner": owner, "status": status.value,
+                                             "result": _json(result), "error": _json(error)})
+    return Job.from_row(row) if row else None
 
 
 def end_unclaimed(job_id: str, status: JobStatus, *, error: dict[str, Any] | None = None,
@@ -441,6 +485,18 @@ def release_for_retry(job_id: str, owner: str, max_retries: int) -> Job | None:
     """Queue a job we hold again after an infrastructure fault; ``None`` if we lost the lease or its
     retries are spent."""
     return _one(RELEASE_FOR_RETRY_SQL, {"id": job_id, "owner": owner, "max_retries": max_retries})
+
+
+def finished_without_end(since: datetime, grace_s: float, limit: int = 100) -> tuple[list[Job], datetime]:
+    """Jobs that ended after ``since`` and at least ``grace_s`` ago whose `end` is not in Postgres, oldest
+    first; and how far the scan has looked (pass it as the next ``since``)."""
+    args = {"since": since, "grace_s": grace_s, "limit": limit}
+    with connection() as conn:
+        rows = conn.execute(FINISHED_WITHOUT_END_SQL, args).fetchall()
+        if len(rows) == limit:  # more may follow: look again from the last one seen
+            return [Job.from_row(r) for r in rows], rows[-1]["finished_at"]
+        until = rows[0]["scanned_until"] if rows else conn.execute(SCAN_HORIZON_SQL, args).fetchone()["scanned_until"]
+    return [Job.from_row(r) for r in rows], until
 
 
 def queued_depth(kinds: list[str], limit: int) -> int:

@@ -1,7 +1,8 @@
 """A job's life in a worker, once for every task: ledger row, validation, claim, lease, events, end.
 
 ``run_job`` is broker-agnostic: the Celery tasks call it with the message, and tests can call it
-directly. A task's own function only sees its validated parameters and a ``JobContext``.
+directly. A task's own function only sees its validated parameters and a ``JobContext``; what a pool does
+around its jobs (the agent pool takes and gives back a thread) is a named hook (``switchyard/hooks.py``).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import psycopg_pool
 import redis.exceptions
 from pydantic import BaseModel
 
-from switchyard import events, jobs, registry
+from switchyard import events, faults, hooks, jobs, registry
 from switchyard.config import get_settings
 from switchyard.context import JobContext, lease_keeper, lease_owner, shutting_down
 from switchyard.errors import InvalidParamsError, JobCancelled, LeaseLost, WorkerShuttingDown
@@ -99,21 +100,28 @@ def _run(delivery: Delivery, fn: JobFunction, precheck: PreCheck | None) -> Any:
                                           "worker": claimed.worker})
     ctx = JobContext(claimed.id, tenant=claimed.tenant, attempt=claimed.attempts, owner=owner,
                      worker=delivery.worker)
+    # The pool's hooks around the function (switchyard/hooks.py): all of them run before the ledger's end.
+    pool_hooks = hooks.bind(delivery.task, params, ctx)
     lease_keeper().add(claimed.id)
     result: Any = None
     error: dict[str, Any] | None = None
     try:
+        pool_hooks.before_run()
         result = fn(params, ctx)
+        pool_hooks.after_run(result)
         status = JobStatus.SUCCEEDED
-    except JobCancelled:
+    except JobCancelled as exc:
+        pool_hooks.on_cancel(exc)
         status, error = JobStatus.CANCELLED, {"type": "cancelled", "message": "cancelled on request"}
-    except WorkerShuttingDown:
+    except WorkerShuttingDown as exc:
+        pool_hooks.on_requeue(exc)
         lease_keeper().remove(claimed.id)
         if jobs.release(claimed.id, owner) is not None:
             events.publish(claimed.id, "status", {"status": "queued", "reason": "worker shutting down"})
             delivery.redeliver()
         return None
-    except LeaseLost:
+    except LeaseLost as exc:
+        pool_hooks.on_requeue(exc)
         log.warning("job %s: lease lost to another worker; stopping without writing", claimed.id)
         return None
     except Exception as exc:  # the job's own failure: recorded, never re-raised into Celery
@@ -121,6 +129,7 @@ def _run(delivery: Delivery, fn: JobFunction, precheck: PreCheck | None) -> Any:
         if fault is not None:
             lease_keeper().remove(claimed.id)
             if _retry_after_infra_fault(claimed, owner, fault):
+                pool_hooks.on_requeue(exc)
                 return None
             log.error("job %s: infrastructure fault and no retries left: %r", claimed.id, fault)
             status = JobStatus.FAILED
@@ -132,6 +141,7 @@ def _run(delivery: Delivery, fn: JobFunction, precheck: PreCheck | None) -> Any:
             status = JobStatus.FAILED
             error = {"type": type(exc).__name__, "message": str(exc),
                      "traceback": traceback.format_exc(limit=8)}
+        pool_hooks.on_failure(exc)
     finally:
         lease_keeper().remove(claimed.id)
 
@@ -139,6 +149,7 @@ def _run(delivery: Delivery, fn: JobFunction, precheck: PreCheck | None) -> Any:
     if ended is None:
         log.warning("job %s: lease lost before finishing; another worker owns it", claimed.id)
         return None
+    faults.kill_point("after_finish")  # tests only: a crash before the end (switchyard/end_repair.py)
     announce_end(ended)
     return result
 

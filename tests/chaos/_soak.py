@@ -126,20 +126,22 @@ class PrivateStack:
             return cur.fetchall() if cur.description else []
 
     # --- processes ------------------------------------------------------------------------------
-    def spawn(self, name: str, argv: list[str], ready_text: str | None = None) -> ProcessHandle:
-        handle = ProcessHandle(name, argv, self.env, self.root / "logs" / f"{name}-{uuid.uuid4().hex[:6]}.log",
-                               ready_text)
+    def spawn(self, name: str, argv: list[str], ready_text: str | None = None, *,
+              env: dict[str, str] | None = None) -> ProcessHandle:
+        handle = ProcessHandle(name, argv, {**self.env, **(env or {})},
+                               self.root / "logs" / f"{name}-{uuid.uuid4().hex[:6]}.log", ready_text)
         self.processes.append(handle)
         return handle
 
-    def worker(self, pool: str, *, concurrency: int | None = None, wait: bool = True) -> ProcessHandle:
+    def worker(self, pool: str, *, concurrency: int | None = None, wait: bool = True,
+               env: dict[str, str] | None = None) -> ProcessHandle:
         name = f"{pool}-{uuid.uuid4().hex[:6]}"
         argv = [sys.executable, "-m", "switchyard.cli", "worker", pool, "-n", f"{name}@%h", "--loglevel", "INFO"]
         if concurrency:
             argv += ["-c", str(concurrency)]
         if pool == "control":
             argv.append("--no-beat")
-        handle = self.spawn(f"worker-{name}", argv, " ready.")
+        handle = self.spawn(f"worker-{name}", argv, " ready.", env=env)
         handle.pool = pool
         return handle.wait_ready(120) if wait else handle
 
