@@ -212,6 +212,135 @@ def _trainable_state(model: Any) -> dict[str, torch.Tensor]:
     return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
 
 
+@dataclass
+class _Loop:
+    """One training run's moving parts, so that each phase of a step is a short named method and
+    ``fit`` reads as the loop itself (after nanoGPT's ``train.py``)."""
+
+    model: Any
+    cfg: RunConfig
+    ctx: JobContext
+    pad: int
+    batch: Callable[[int], list[Example]]
+    optimizer: Any
+    scheduler: Any
+    emit: _Emitter
+    checkpoint_dir: Path | None
+    on_checkpoint: Callable[[int, Path, dict[str, Any]], None] | None
+    state: TrainState = field(default_factory=TrainState)
+    best_weights: dict[str, torch.Tensor] | None = None
+    window_tokens: int = 0
+    window_start: float = field(default_factory=time.perf_counter)
+
+    def resume(self) -> None:
+        """Adapter weights, optimizer, scheduler, step and RNG from the newest checkpoint, if any."""
+        if self.checkpoint_dir is None or (last := checkpoints.latest(self.checkpoint_dir)) is None:
+            return
+        from peft import set_peft_model_state_dict
+        from safetensors.torch import load_file
+
+        saved = checkpoints.load_state(last)
+        set_peft_model_state_dict(self.model, load_file(last / "adapter_model.safetensors", device=str(device())))
+        self.optimizer.load_state_dict(saved["optimizer"])
+        self.scheduler.load_state_dict(saved["scheduler"])
+        _set_rng_state(saved["rng"])
+        for key, value in saved["train_state"].items():
+            setattr(self.state, key, value)
+        self.emit(self.ctx.message, f"resumed from checkpoint at step {self.state.step} of {self.cfg.total_steps}",
+                  step=self.state.step, attempt=self.ctx.attempt)
+
+    def announce(self) -> None:
+        trainable, total = self.model.get_nb_trainable_parameters()
+        self.emit(self.ctx.metrics, step=self.state.step, trainable_params=trainable, total_params=total,
+                  trainable_share=round(trainable / total, 6), total_steps=self.cfg.total_steps)
+
+    def stop_check(self) -> None:
+        """Cancel ends the job here; a worker shutdown checkpoints first, then requeues. LeaseLost
+        propagates untouched: another worker owns the job now."""
+        try:
+            self.ctx.raise_if_stopped()
+        except (JobCancelled, WorkerShuttingDown) as exc:
+            if isinstance(exc, WorkerShuttingDown):
+                self.checkpoint(self.state.last_metrics)
+            verb = "cancelled" if isinstance(exc, JobCancelled) else "worker shutting down; checkpointed"
+            self.emit(self.ctx.message, f"{verb} at step {self.state.step} of {self.cfg.total_steps}",
+                      step=self.state.step)
+            raise
+
+    def step(self) -> dict[str, Any]:
+        """Forward/backward with accumulation, clip, optimizer step; the step's metrics."""
+        cfg, state, accum = self.cfg, self.state, self.cfg.gradient_accumulation_steps
+        lr = self.scheduler.get_last_lr()[0]  # the scheduler sets it; read it for the log
+        micro = [self.batch(state.step * accum + i) for i in range(accum)]
+        # the loss is normalised by the step's completion tokens (the first token of a row is never
+        # predicted, so it is never a learned label)
+        step_tokens = sum(ex.n_trainable - (ex.labels[0] != IGNORE_INDEX) for rows in micro for ex in rows)
+        sums = []
+        for rows in micro:
+            tensors = {k: v.to(device()) for k, v in collate(rows, self.pad).items()}
+            loss, correct = token_loss(self.model, tensors)
+            (loss / max(step_tokens, 1)).backward()
+            sums.append(torch.stack([loss.detach(), correct.to(loss.dtype)]))
+            self.window_tokens += sum(len(ex.input_ids) for ex in rows)
+        step_loss, step_correct = torch.stack(sums).sum(0).tolist()  # one wait for the device per step
+
+        torch.nn.utils.clip_grad_norm_([p for p in self.model.parameters() if p.requires_grad], cfg.max_grad_norm)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        state.step += 1
+        state.trained_tokens += step_tokens
+        return {"step": state.step, "total_steps": cfg.total_steps,
+                "train_loss": round(step_loss / max(step_tokens, 1), 6),
+                "train_token_accuracy": round(step_correct / max(step_tokens, 1), 6),
+                "learning_rate": lr}
+
+    def evaluate(self, metrics: dict[str, Any], valid_rows: list[Example]) -> None:
+        """Eval loss on the validation rows; early stopping keeps the best weights seen."""
+        cfg, state = self.cfg, self.state
+        metrics.update({k: round(v, 6) for k, v in evaluate(self.model, valid_rows, cfg.batch_size, self.pad).items()})
+        if metrics["eval_loss"] < state.best_eval_loss - cfg.early_stopping_threshold:
+            state.best_eval_loss, state.evals_without_improvement = metrics["eval_loss"], 0
+            if cfg.early_stopping_patience:
+                self.best_weights = _trainable_state(self.model)
+        else:
+            state.evals_without_improvement += 1
+        if cfg.early_stopping_patience and state.evals_without_improvement >= cfg.early_stopping_patience:
+            state.stopped_early = True
+
+    def log(self, metrics: dict[str, Any], log_every: int) -> None:
+        state = self.state
+        if state.step % log_every == 0 or "eval_loss" in metrics or state.step == self.cfg.total_steps:
+            elapsed = time.perf_counter() - self.window_start
+            metrics["tokens_per_second"] = round(self.window_tokens / elapsed, 1) if elapsed > 0 else None
+            metrics["peak_memory_mb"] = round(peak_memory_mb(), 1)
+            self.window_tokens, self.window_start = 0, time.perf_counter()
+            self.emit(self.ctx.metrics, **metrics)
+            self.emit(self.ctx.progress, state.step, self.cfg.total_steps)
+        state.last_metrics = metrics
+        state.history.append({k: metrics[k] for k in ("step", "train_loss", "eval_loss") if k in metrics})
+
+    def checkpoint(self, metrics: dict[str, Any]) -> None:
+        if self.checkpoint_dir is None:
+            return
+        state = self.state
+        path = checkpoints.save(self.model, self.checkpoint_dir / f"step-{state.step:06d}", {
+            "step": state.step, "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+            "rng": _rng_state(), "train_state": dict(vars(state)), "config": self.cfg.to_dict(), "metrics": metrics,
+        })
+        if self.on_checkpoint is not None:
+            self.on_checkpoint(state.step, path, metrics)
+
+    def restore_best(self) -> None:
+        """Early stopping keeps the best evaluated adapter, not the last."""
+        if self.best_weights is None:
+            return
+        with torch.no_grad():
+            for name, param in self.model.named_parameters():
+                if name in self.best_weights:
+                    param.copy_(self.best_weights[name])
+
+
 def fit(
     model: Any,
     cfg: RunConfig,
@@ -226,128 +355,29 @@ def fit(
 ) -> TrainState:
     """Train ``model`` (a peft model) to ``cfg.total_steps``; checkpoints, metrics events, stop checks."""
     torch.manual_seed(cfg.seed)
-    dev = device()
     optimizer, scheduler = _optimizer_and_scheduler(model, cfg)
-    state = TrainState()
-    batch = _batches(train_rows, cfg.batch_size, cfg.seed)
-    accum = cfg.gradient_accumulation_steps
-    best_weights: dict[str, torch.Tensor] | None = None
-
-    def save_checkpoint(metrics: dict[str, Any]) -> None:
-        if checkpoint_dir is None:
-            return
-        path = checkpoints.save(model, checkpoint_dir / f"step-{state.step:06d}", {
-            "step": state.step, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-            "rng": _rng_state(), "train_state": {k: v for k, v in vars(state).items()},
-            "config": cfg.to_dict(), "metrics": metrics,
-        })
-        if on_checkpoint is not None:
-            on_checkpoint(state.step, path, metrics)
-
-    emit = _Emitter()
+    loop = _Loop(model, cfg, ctx, pad, _batches(train_rows, cfg.batch_size, cfg.seed), optimizer, scheduler,
+                 _Emitter(), checkpoint_dir, on_checkpoint)
+    state, log_every = loop.state, max(1, cfg.total_steps // 200)
     try:
-        # --- resume: adapter weights, optimizer, scheduler, step and RNG from the newest checkpoint
-        if resume and checkpoint_dir is not None and (last := checkpoints.latest(checkpoint_dir)) is not None:
-            from peft import set_peft_model_state_dict
-            from safetensors.torch import load_file
-
-            saved = checkpoints.load_state(last)
-            set_peft_model_state_dict(model, load_file(last / "adapter_model.safetensors", device=str(dev)))
-            optimizer.load_state_dict(saved["optimizer"])
-            scheduler.load_state_dict(saved["scheduler"])
-            _set_rng_state(saved["rng"])
-            for key, value in saved["train_state"].items():
-                setattr(state, key, value)
-            emit(ctx.message, f"resumed from checkpoint at step {state.step} of {cfg.total_steps}",
-                 step=state.step, attempt=ctx.attempt)
-
-        trainable, total = model.get_nb_trainable_parameters()
-        emit(ctx.metrics, step=state.step, trainable_params=trainable, total_params=total,
-             trainable_share=round(trainable / total, 6), total_steps=cfg.total_steps)
-        log_every = max(1, cfg.total_steps // 200)
+        if resume:
+            loop.resume()
+        loop.announce()
         model.train()
-        window_tokens, window_start = 0, time.perf_counter()
-
+        loop.window_start = time.perf_counter()
         while state.step < cfg.total_steps:
-            # stop check: cancel ends the job here; a worker shutdown checkpoints first, then requeues
-            try:
-                ctx.raise_if_stopped()
-            except (JobCancelled, WorkerShuttingDown) as exc:
-                if isinstance(exc, WorkerShuttingDown):
-                    save_checkpoint(state.last_metrics)
-                verb = "cancelled" if isinstance(exc, JobCancelled) else "worker shutting down; checkpointed"
-                emit(ctx.message, f"{verb} at step {state.step} of {cfg.total_steps}", step=state.step)
-                raise  # LeaseLost propagates untouched: another worker owns the job now
-
-            # learning rate (the scheduler sets it; read it for the log)
-            lr = scheduler.get_last_lr()[0]
-
-            # forward / backward with accumulation; the loss is normalised by the step's completion tokens
-            micro = [batch(state.step * accum + i) for i in range(accum)]
-            # (the first token of a row is never predicted, so it is never a learned label)
-            step_tokens = sum(ex.n_trainable - (ex.labels[0] != IGNORE_INDEX) for rows in micro for ex in rows)
-            sums = []
-            for rows in micro:
-                tensors = {k: v.to(dev) for k, v in collate(rows, pad).items()}
-                loss, correct = token_loss(model, tensors)
-                (loss / max(step_tokens, 1)).backward()
-                sums.append(torch.stack([loss.detach(), correct.to(loss.dtype)]))
-                window_tokens += sum(len(ex.input_ids) for ex in rows)
-            step_loss, step_correct = torch.stack(sums).sum(0).tolist()  # one wait for the device per step
-
-            # clip, step
-            torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], cfg.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            state.step += 1
-            state.trained_tokens += step_tokens
-
-            # log
-            metrics: dict[str, Any] = {
-                "step": state.step, "total_steps": cfg.total_steps,
-                "train_loss": round(step_loss / max(step_tokens, 1), 6),
-                "train_token_accuracy": round(step_correct / max(step_tokens, 1), 6),
-                "learning_rate": lr,
-            }
-
-            # eval + early stopping
+            loop.stop_check()
+            metrics = loop.step()
             if valid_rows and (state.step % cfg.eval_interval == 0 or state.step == cfg.total_steps):
-                metrics.update({k: round(v, 6) for k, v in evaluate(model, valid_rows, cfg.batch_size, pad).items()})
-                if metrics["eval_loss"] < state.best_eval_loss - cfg.early_stopping_threshold:
-                    state.best_eval_loss, state.evals_without_improvement = metrics["eval_loss"], 0
-                    if cfg.early_stopping_patience:
-                        best_weights = _trainable_state(model)
-                else:
-                    state.evals_without_improvement += 1
-                if cfg.early_stopping_patience and state.evals_without_improvement >= cfg.early_stopping_patience:
-                    state.stopped_early = True
-
-            if state.step % log_every == 0 or "eval_loss" in metrics or state.step == cfg.total_steps:
-                elapsed = time.perf_counter() - window_start
-                metrics["tokens_per_second"] = round(window_tokens / elapsed, 1) if elapsed > 0 else None
-                metrics["peak_memory_mb"] = round(peak_memory_mb(), 1)
-                window_tokens, window_start = 0, time.perf_counter()
-                emit(ctx.metrics, **metrics)
-                emit(ctx.progress, state.step, cfg.total_steps)
-            state.last_metrics = metrics
-            state.history.append({k: metrics[k] for k in ("step", "train_loss", "eval_loss") if k in metrics})
-
-            # checkpoint
+                loop.evaluate(metrics, valid_rows)
+            loop.log(metrics, log_every)
             if state.step % cfg.checkpoint_interval == 0 and state.step < cfg.total_steps:
-                save_checkpoint(metrics)
-
+                loop.checkpoint(metrics)
             if state.stopped_early:
-                emit(ctx.message, f"early stopping at step {state.step}: eval loss has not improved for "
-                            f"{state.evals_without_improvement} evaluations", step=state.step)
+                loop.emit(ctx.message, f"early stopping at step {state.step}: eval loss has not improved for "
+                                       f"{state.evals_without_improvement} evaluations", step=state.step)
                 break
-
     finally:
-        emit.close()
-
-    if best_weights is not None:  # early stopping keeps the best evaluated adapter, not the last
-        with torch.no_grad():
-            for name, param in model.named_parameters():
-                if name in best_weights:
-                    param.copy_(best_weights[name])
+        loop.emit.close()
+    loop.restore_best()
     return state
