@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     # QUEUE_MAX_DEPTH_<QUEUE>); producers past it get QueueFullError / HTTP 429 with Retry-After.
     queue_max_depth: int = 0
     queue_full_retry_after_s: int = 5
+    # A Server-Sent Events client that has not taken a write for this long (it stopped reading: a full
+    # TCP window) is dropped; it resumes with Last-Event-ID (switchyard/api/sse.py).
+    sse_send_timeout_s: float = 30.0
 
     # Event replay log in Redis: trimmed to this many entries per job, and expires after the TTL.
     event_log_maxlen: int = 100_000

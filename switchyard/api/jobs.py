@@ -14,12 +14,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response, status
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
-from sse_starlette import EventSourceResponse, ServerSentEvent
+from sse_starlette import EventSourceResponse
 
 from switchyard import dispatch, events, jobs, registry
 from switchyard.api.auth import current_tenant
 from switchyard.api.errors import ERROR_RESPONSES, APIError, field_errors
 from switchyard.api.errors import install as install  # create_app installs the error handlers via us
+from switchyard.api.sse import SSE_PING_S as SSE_PING_S  # also used by the LangGraph-compatible streams
+from switchyard.api.sse import EventStream
 from switchyard.errors import InvalidParamsError, UnknownTaskError
 from switchyard.jobs import Job, JobStatus
 
@@ -28,9 +30,6 @@ log = logging.getLogger("switchyard.api.jobs")
 router = APIRouter(tags=["jobs"], responses=ERROR_RESPONSES)
 
 Tenant = Annotated[str, Depends(current_tenant)]
-
-# SSE: a comment line this often keeps proxies from closing a quiet stream.
-SSE_PING_S = 15.0
 
 IDEMPOTENCY_KEY_MAX = 255
 
@@ -233,7 +232,5 @@ def job_events(
     if job.status.is_terminal and not events.replay(job.id, after_seq):
         # Nothing left and nothing will come. 204 also tells an EventSource to stop reconnecting.
         return Response(status_code=status.HTTP_204_NO_CONTENT)
-    return EventSourceResponse(
-        _event_stream(job.id, after_seq), ping=SSE_PING_S,
-        ping_message_factory=lambda: ServerSentEvent(comment="keep-alive"),
-    )
+    # A client that stops reading is dropped after SSE_SEND_TIMEOUT_S (switchyard/api/sse.py).
+    return EventStream(_event_stream(job.id, after_seq))
