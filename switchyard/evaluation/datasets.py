@@ -49,6 +49,17 @@ def read_dataset_file(ref: str, tenant: str) -> bytes:
         raise _invalid(f"cannot read {ref}: {exc}") from None
 
 
+def check_directory(ref: str, loc: tuple[Any, ...]) -> Path:
+    """A directory the job names, resolved under the file roots; ``InvalidParamsError`` otherwise."""
+    try:
+        path = local_path(ref)
+    except InputRefused as exc:
+        raise _invalid(str(exc), loc) from None
+    if not path.is_dir():
+        raise _invalid(f"{ref} is not a directory", loc)
+    return path
+
+
 def parse_items(raw: bytes) -> list[Item]:
     """JSONL (one item per line) or a JSON array; a schema failure raises ``InvalidParamsError``."""
     text = raw.decode("utf-8", errors="strict").strip()

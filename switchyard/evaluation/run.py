@@ -11,6 +11,7 @@ import logging
 from typing import Any
 
 from switchyard.context import JobContext
+from switchyard.errors import ConfigurationError, InputRefused, InvalidParamsError
 from switchyard.evaluation import datasets, store
 from switchyard.evaluation.generate import fill_predictions
 from switchyard.evaluation.metrics import Options, Scored, score
@@ -20,8 +21,19 @@ log = logging.getLogger("switchyard.evaluation")
 
 
 def precheck(params: EvalParams, job: Any) -> None:
-    """Before the claim: a dataset file that fails its schema fails the job in validation."""
+    """Before the claim: a dataset file that fails its schema, or a reference directory outside the file
+    roots, or a judge model that does not resolve, fails the job in validation."""
     datasets.load_items(params, job.tenant)
+    if params.reference_images is not None:
+        datasets.check_directory(params.reference_images, ("reference_images",))
+    if "citation_support_judge" in params.metrics:
+        from switchyard.llm.factory import model_spec
+
+        try:
+            model_spec(params.judge.model if params.judge else None)  # resolves the name; loads nothing
+        except (ConfigurationError, InputRefused) as exc:
+            raise InvalidParamsError(datasets.TASK, [{"loc": ("judge", "model"), "msg": str(exc),
+                                                      "type": "value_error"}]) from None
 
 
 def evaluate(params: EvalParams, items: list[Item], ctx: JobContext) -> dict[str, Any]:
@@ -46,7 +58,8 @@ def evaluate(params: EvalParams, items: list[Item], ctx: JobContext) -> dict[str
 
     options = Options(tenant=ctx.tenant, clip_model=params.clip_model,
                       lm_base=params.lm.base_model if params.lm else None,
-                      lm_adapter=params.lm.adapter if params.lm else None, progress=scored)
+                      lm_adapter=params.lm.adapter if params.lm else None, progress=scored, seed=params.seed,
+                      reference_images=params.reference_images, judge=params.judge)
     results: dict[str, Scored] = score(params.metrics, scorable, options)
     for name, scored in results.items():
         for item_id, reason in scored.failed.items():
@@ -66,7 +79,7 @@ def evaluate(params: EvalParams, items: list[Item], ctx: JobContext) -> dict[str
                     for item_id, reasons in errors.items() if reasons]
     result: dict[str, Any] = {
         "aggregate": aggregate, "items": len(items), "failed": len(failed_items), "failed_items": failed_items,
-        "scored": {m: len(s.per_item) for m, s in results.items()},
+        "scored": {m: len(s.per_item) if s.count is None else s.count for m, s in results.items()},
     }
     if unavailable := {m: s.unavailable for m, s in results.items() if s.unavailable}:
         result["unavailable"] = unavailable

@@ -21,7 +21,8 @@ METRICS: dict[str, str] = {
     "vqa_accuracy": "vqa",
     "clipscore": "clip", "refclipscore": "clip", "clip_compositionality": "clip", "zero_shot_accuracy": "clip",
     "perplexity": "lm", "token_accuracy": "lm",
-    "citation_support": "rag",
+    "fid": "image", "inception_score": "image",
+    "citation_support": "rag", "citation_support_judge": "rag",
 }
 # retrieval_recall@k takes its k in the name (retrieval_recall@5).
 RECALL_AT_K = re.compile(r"^retrieval_recall@([1-9][0-9]{0,3})$")
@@ -46,6 +47,8 @@ class Item(BaseModel):
     question: str | None = None
     answers: list[str] | None = Field(default=None, description="VQA: the human answers (usually 10)")
     image: str | None = Field(default=None, description="a path, a data: URL or base64")
+    reference_image: str | None = Field(default=None, description="fid: a real image of the reference set "
+                                                                  "(path, data: URL or base64)")
     prompt: str | None = Field(default=None, description="what `generate` answers")
     system: str | None = Field(default=None, description="`generate`: a system message sent before the prompt")
     text: str | None = Field(default=None, description="held-out text for perplexity and token accuracy")
@@ -96,6 +99,17 @@ class LMSpec(BaseModel):
         return self
 
 
+class JudgeSpec(BaseModel):
+    """The LLM that ``citation_support_judge`` asks whether each cited passage supports the answer."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str | dict[str, Any] | None = Field(
+        default=None, description="a model name of the LLM factory, 'provider:model' or an inline config; "
+                                  "default: the configured default model")
+    max_tokens: int = Field(default=8, ge=1, le=256, description="the reply budget (the answer is yes or no)")
+
+
 class ReviewSpec(BaseModel):
     """Ask humans to rate a sample of the items (see docs/eval.md, "Human review")."""
 
@@ -128,6 +142,9 @@ class EvalParams(BaseModel):
     lm: LMSpec | None = None
     clip_model: str | None = Field(default=None, description="CLIP for clipscore: a local directory or a "
                                                              "registered base model")
+    reference_images: str | None = Field(default=None, description="fid: a directory of reference images "
+                                                                  "under SWITCHYARD_FILE_ROOTS")
+    judge: JudgeSpec | None = Field(default=None, description="citation_support_judge's model")
     review: ReviewSpec | None = None
     seed: int = 0
 

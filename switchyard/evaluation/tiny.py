@@ -8,6 +8,7 @@ directory (``save_pretrained`` of openai/clip-vit-base-patch32, say) for meaning
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 WORDS = ["a", "an", "the", "of", "on", "in", "and", "with", "photo", "depicts", "red", "blue", "green", "yellow",
@@ -42,4 +43,36 @@ def build_tiny_clip(path: str | Path, *, seed: int = 0, image_size: int = 32) ->
         projection_dim=16,
     )
     CLIPModel(config).save_pretrained(path)
+    return path
+
+
+def build_tiny_inception(path: str | Path, *, seed: int = 0, classes: int = 10, features: int = 16) -> Path:
+    """A TorchScript file with the interface of the FID Inception (``inception-2015-12-05.pt``) that
+    ``fid`` and ``inception_score`` load: ``net(uint8 NCHW, return_features=True)`` → pooled features;
+    ``net(..., no_output_bias=True)`` → class probabilities without the output bias; resized inside,
+    scaled as (x - 128) / 128. Random weights: scores from it are meaningless, the plumbing is real."""
+    import torch
+    import torch.nn.functional as F
+
+    class TinyInception(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, features, kernel_size=5, stride=4)
+            self.output = torch.nn.Linear(features, classes)
+
+        def forward(self, img: torch.Tensor, return_features: bool = False, use_fp16: bool = False,
+                    no_output_bias: bool = False) -> torch.Tensor:
+            x = F.interpolate(img.to(torch.float32), size=(64, 64), mode="bilinear", align_corners=False)
+            pooled = torch.relu(self.conv((x - 128) / 128)).mean(dim=(2, 3))
+            if return_features:
+                return pooled
+            logits = pooled @ self.output.weight.t() if no_output_bias else self.output(pooled)
+            return torch.softmax(logits, dim=1)
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # TorchScript is the format the real file has
+        torch.jit.script(TinyInception().eval()).save(str(path))
     return path

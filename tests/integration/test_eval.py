@@ -52,7 +52,10 @@ def adapter_name(stack, start_worker, tiny_model):
 
 @pytest.fixture(scope="module")
 def eval_worker(stack, start_worker, data_root):
-    worker = start_worker("eval", concurrency=1, env={"SWITCHYARD_FILE_ROOTS": str(data_root)})
+    # The Inception file is written by the test that uses it: the worker loads it when a job asks.
+    env = {"SWITCHYARD_FILE_ROOTS": str(data_root),
+           "SWITCHYARD_EVAL_INCEPTION_WEIGHTS": str(data_root / "inception.pt")}
+    worker = start_worker("eval", concurrency=1, env=env)
     yield worker
     worker.terminate()
 
@@ -92,6 +95,65 @@ def test_dataset_file_failing_its_schema_fails_the_job_in_validation(eval_worker
     outside = client.enqueue("eval.run", {"dataset_file": "/etc/passwd", "metrics": ["bleu"]})
     final = client.wait(outside.id, timeout=60)
     assert final.status.value == "failed" and "outside the allowed file roots" in json.dumps(final.error)
+
+
+def test_fid_and_inception_score_job_with_local_weights(eval_worker, data_root):
+    """Generated images (paths under the file roots) against a reference directory: the job's FID and IS
+    are torchmetrics' on the same TorchScript network, computed here; outside the roots fails validation."""
+    import numpy as np
+    from PIL import Image
+
+    from switchyard.evaluation.tiny import build_tiny_inception
+    from tests.unit.evaluation.test_image_metrics import direct
+
+    weights = build_tiny_inception(data_root / "inception.pt")
+    real, fake = data_root / "real", data_root / "fake"
+    real.mkdir()
+    fake.mkdir()
+    rng = np.random.default_rng(0)
+    generated, references = [], []
+    for n in range(6):
+        references.append(Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)))
+        references[-1].save(real / f"{n}.png")
+        generated.append(Image.fromarray(rng.integers(0, 128, (32, 32, 3), dtype=np.uint8)))
+        generated[-1].save(fake / f"{n}.png")
+    dataset = [{"id": f"g{n}", "image": str(fake / f"{n}.png")} for n in range(6)]
+    dataset.append({"id": "elsewhere", "image": "/etc/hostname"})
+    job = client.enqueue("eval.run", {"dataset": dataset, "metrics": ["fid", "inception_score"],
+                                      "reference_images": str(real), "seed": 5})
+    final = client.wait(job.id, timeout=180)
+    assert final.status.value == "succeeded", final.error
+    fid, inception = direct(weights, generated, references, seed=5)
+    assert final.result["aggregate"]["fid"] == pytest.approx(fid, rel=1e-5)
+    assert final.result["aggregate"]["inception_score"] == pytest.approx(inception, rel=1e-6)
+    assert final.result["scored"] == {"fid": 6, "inception_score": 6}
+    assert [f["id"] for f in final.result["failed_items"]] == ["elsewhere"]
+    assert "outside the allowed file roots" in final.result["failed_items"][0]["error"]
+
+    outside = client.enqueue("eval.run", {"dataset": dataset, "metrics": ["fid"], "reference_images": "/etc"})
+    final = client.wait(outside.id, timeout=60)
+    assert final.status.value == "failed" and final.error["type"] == "invalid_params"
+    assert "outside the allowed file roots" in json.dumps(final.error)
+
+
+def test_citation_support_judge_job_with_the_scripted_model(eval_worker):
+    judge = {"provider": "scripted", "responses": ["no"],
+             "rules": [{"when": "Passage:\nEach API token", "reply": "Yes."}]}
+    dataset = [{"id": "a", "prediction": "600 requests per minute.",
+                "contexts": ["Each API token may send up to 600 requests per minute.", "Lunch is at noon."]},
+               {"id": "b", "prediction": "Noon."}]
+    job = client.enqueue("eval.run", {"dataset": dataset, "metrics": ["citation_support_judge"],
+                                      "judge": {"model": judge}})
+    final = client.wait(job.id, timeout=120)
+    assert final.status.value == "succeeded", final.error
+    assert final.result["aggregate"] == {"citation_support_judge": 0.5}
+    assert final.result["failed_items"] == [{"id": "b", "error": "citation_support_judge: missing contexts "
+                                                                  "(the cited passages)"}]
+    unknown = client.enqueue("eval.run", {"dataset": dataset, "metrics": ["citation_support_judge"],
+                                          "judge": {"model": "no-such-model"}})
+    final = client.wait(unknown.id, timeout=60)
+    assert final.status.value == "failed" and final.error["type"] == "invalid_params"
+    assert "no-such-model" in json.dumps(final.error)
 
 
 @pytest.mark.timeout(900)  # trains an adapter first; slow on a loaded 2-core machine

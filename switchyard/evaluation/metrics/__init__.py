@@ -27,6 +27,8 @@ class Scored:
     # Per-item sufficient statistics for metrics whose aggregate is not a mean (corpus BLEU, chrF):
     # the comparison resamples these, so its interval is on the corpus score itself.
     stats: dict[str, list[float]] = field(default_factory=dict)
+    # Set-level metrics (fid, inception_score) have no per-item score: how many items went in.
+    count: int | None = None
 
 
 @dataclass
@@ -37,6 +39,9 @@ class Options:
     clip_model: str | None = None
     lm_base: str | None = None
     lm_adapter: str | None = None
+    seed: int = 0
+    reference_images: str | None = None  # fid: a directory of reference images under the file roots
+    judge: Any = None  # citation_support_judge: the job's JudgeSpec (None: the configured default model)
     progress: Callable[[str, int, int], None] | None = None
 
 
