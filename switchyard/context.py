@@ -54,6 +54,9 @@ class JobContext:
         self.attempt = attempt
         self.owner = owner or lease_owner()
         self.worker = worker
+        # What the job's function leaves for its pool's hooks (switchyard.hooks), e.g. the agent run's usage
+        # when it stops early. Lives as long as this delivery; never stored.
+        self.scratch: dict[str, Any] = {}
         self._publish = publish
         self._next_check = 0.0
         self._stop: type[Exception] | None = None

@@ -107,9 +107,9 @@ def _run(delivery: Delivery, fn: JobFunction, precheck: PreCheck | None) -> Any:
     error: dict[str, Any] | None = None
     try:
         pool_hooks.before_run()
-        result = fn(params, ctx)
-        pool_hooks.after_run(result)
-        status = JobStatus.SUCCEEDED
+        returned = fn(params, ctx)
+        pool_hooks.after_run(returned)  # a hook that raises here fails the job: no result is recorded
+        result, status = returned, JobStatus.SUCCEEDED
     except JobCancelled as exc:
         pool_hooks.on_cancel(exc)
         status, error = JobStatus.CANCELLED, {"type": "cancelled", "message": "cancelled on request"}

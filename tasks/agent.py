@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from switchyard import hooks
+from switchyard.agents.thread_hooks import ThreadHooks
 from tasks._base import job_task
 from workers.app import app
 
@@ -16,6 +18,8 @@ def _run(params: Any, ctx: Any) -> dict:
 
 _run.__doc__ = "Run a registered graph on a thread with Postgres checkpoints; stream its events."
 run = job_task("switchyard.agent.run")(_run)
+# One run at a time per thread: taken before the run, given back after (switchyard/agents/thread_hooks.py).
+hooks.register(ThreadHooks(), task="switchyard.agent.run")
 
 
 @app.task(name="switchyard.control.prune_checkpoints", ignore_result=True)

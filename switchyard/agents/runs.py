@@ -1,8 +1,13 @@
 """Execute one ``switchyard.agent.run``: a graph on a thread, checkpointed in Postgres, streamed as events.
 
-    take the thread (multitask strategy) → build the graph (model, retriever, checkpointer)
+    [ThreadHooks.before_run: take the thread under the run's multitask strategy]
+    → build the graph (model, retriever, checkpointer)
     → input, resume command, or — redelivered after a crash — continue from the last checkpoint
-    → stream parts to events, stopping at the next part on cancel/shutdown → result, usage, release
+    → stream parts to events, stopping at the next part on cancel/shutdown → result and usage
+    [ThreadHooks.after_run / on_cancel / on_failure: record the usage, give the thread back]
+
+The thread bookkeeping lives in ``thread_hooks.py``, registered for the task in ``tasks/agent.py``; the
+run's status is its job's in the ledger.
 
 Checkpoints are written with ``durability="sync"`` (``SWITCHYARD_AGENT_DURABILITY``, the default): a
 step's checkpoint is in Postgres before the next step starts, so a worker killed mid-run loses at most
@@ -15,12 +20,11 @@ import logging
 import time
 from typing import Any
 
-from switchyard import dispatch
 from switchyard.agents import threads
 from switchyard.agents.config import get_agent_settings
 from switchyard.agents.schemas import RunParams
+from switchyard.agents.thread_hooks import USAGE
 from switchyard.context import JobContext
-from switchyard.errors import JobCancelled, LeaseLost, WorkerShuttingDown
 
 log = logging.getLogger("switchyard.agents.runs")
 
@@ -82,24 +86,14 @@ def _run_config(params: RunParams, ctx: JobContext, handler: Any) -> dict[str, A
 
 
 def execute_run(params: RunParams, ctx: JobContext) -> dict[str, Any]:
-    """The task body of ``switchyard.agent.run``: returns ``{"status", "values", "usage", ...}``."""
+    """The task body of ``switchyard.agent.run``: returns ``{"status", "values", "usage", ...}``. The run
+    holds its thread meanwhile (``ThreadHooks``)."""
     from switchyard.agents.callbacks import RunCallbackHandler
     from switchyard.agents.checkpoints import head_checkpoint_id
     from switchyard.agents.streaming import StreamBridge, langgraph_modes, to_jsonable
 
     settings = get_agent_settings()
     run_id, thread_id, tenant = ctx.job_id, params.thread_id, ctx.tenant
-    thread = threads.ensure_thread(thread_id, tenant=tenant, graph=params.graph)
-    if thread["tenant"] != tenant:
-        # Another tenant's thread is, to this run, a thread that does not exist: nothing is read or written.
-        raise threads.ThreadNotFoundError(f"no thread {thread_id!r} for tenant {tenant!r}")
-    threads.record_run(run_id, thread_id, params.graph, tenant=tenant, strategy=params.multitask_strategy)
-    try:
-        threads.acquire(run_id, thread_id, params.graph, params.multitask_strategy, wait=ctx.sleep,
-                        cancel=dispatch.cancel)
-    except JobCancelled:  # cancelled while waiting for the thread: it never held it
-        threads.finish_run(run_id, "cancelled")
-        raise
     bridge = StreamBridge(ctx.emit, params.stream_mode)
     handler = RunCallbackHandler(ctx.emit, prices=settings.prices, check_stop=ctx.raise_if_stopped,
                                  started=time.monotonic(), publish_tokens="messages" in bridge.requested)
@@ -121,22 +115,10 @@ def execute_run(params: RunParams, ctx: JobContext) -> dict[str, Any]:
             ctx.raise_if_stopped()
         state = graph.get_state({"configurable": {"thread_id": thread_id}})
         interrupts = [to_jsonable(i) for i in state.interrupts]
-        status = "interrupted" if interrupts else "success"
         usage = handler.summary()
-        threads.finish_run(run_id, status, usage=usage, cost=usage["cost_usd"], ttft_ms=usage["ttft_ms"],
-                           interrupts=interrupts)
-        threads.release(run_id, thread_id, "interrupted" if interrupts else "idle")
         ctx.metrics(usage=usage, ttft_ms=usage["ttft_ms"], cost_usd=usage["cost_usd"], tokens=handler.tokens)
-        return {"status": status, "run_id": run_id, "thread_id": thread_id, "values": to_jsonable(state.values),
-                "usage": usage, "interrupts": interrupts}
-    except JobCancelled:
-        threads.finish_run(run_id, "cancelled", usage=handler.summary())
-        threads.release(run_id, thread_id, "idle")
-        raise
-    except (WorkerShuttingDown, LeaseLost):
-        raise  # the run comes back (redelivery or another worker) and keeps the thread
-    except Exception as exc:
-        threads.finish_run(run_id, "error", usage=handler.summary(),
-                           error={"type": type(exc).__name__, "message": str(exc)})
-        threads.release(run_id, thread_id, "error")
-        raise
+        return {"status": "interrupted" if interrupts else "success", "run_id": run_id, "thread_id": thread_id,
+                "values": to_jsonable(state.values), "usage": usage, "interrupts": interrupts}
+    finally:
+        # What the run used, also when it stops early: the thread hooks record it with the run.
+        ctx.scratch[USAGE] = handler.summary()

@@ -13,7 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 StreamMode = Literal["values", "updates", "messages", "messages-tuple", "custom"]
 MultitaskStrategy = Literal["reject", "enqueue", "interrupt", "rollback"]
-RunStatus = Literal["pending", "running", "success", "error", "interrupted", "cancelled", "rejected",
+# A run's status as the API shows it, read off its job in the ledger (view agent_run_states, migration 0010).
+RunStatus = Literal["pending", "running", "success", "error", "interrupted", "timeout", "cancelled", "rejected",
                     "rolled_back"]
 
 

@@ -11,6 +11,12 @@ another live run, the new run's ``multitask_strategy`` decides:
   was before that run began.
 
 A redelivered run (its worker died) finds itself still holding the thread and carries on.
+
+A run has no status of its own here: the ledger's job row is the one source of truth, and
+``agent_run_states`` (migrations/0009) reads a run's LangGraph status off it. ``agent_runs`` keeps only what
+the run alone knows: its thread, graph, strategy, metadata, base checkpoint, usage, when it held the thread
+and whether it was rolled back. The agent pool's ``ThreadHooks`` (``switchyard/agents/thread_hooks.py``) call
+``take``/``release`` around each run.
 """
 
 from __future__ import annotations
@@ -20,7 +26,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from switchyard import jobs
 from switchyard.db import connection
 from switchyard.errors import NotFoundError, SwitchyardError
 
@@ -48,7 +53,13 @@ INSERT INTO agent_runs (run_id, thread_id, graph, tenant, multitask_strategy, me
 VALUES (%(run_id)s, %(thread_id)s, %(graph)s, %(tenant)s, %(strategy)s, %(metadata)s)
 ON CONFLICT (run_id) DO NOTHING
 """
-LOCK_THREAD_SQL = "SELECT * FROM agent_threads WHERE thread_id = %s FOR UPDATE"
+# The thread's holder, and whether its job is still live in the ledger (a holder whose job ended without
+# releasing the thread, cancelled while queued say, holds nothing).
+LOCK_THREAD_SQL = """
+SELECT t.active_run, j.status IS NOT NULL AND j.status NOT IN ('succeeded', 'failed', 'cancelled') AS active_live
+FROM agent_threads t LEFT JOIN jobs j ON j.id = t.active_run
+WHERE t.thread_id = %s FOR UPDATE OF t
+"""
 GET_THREAD_SQL = "SELECT * FROM agent_threads WHERE thread_id = %s"
 DELETE_THREAD_SQL = "DELETE FROM agent_threads WHERE thread_id = %s"
 SEARCH_THREADS_SQL = (
@@ -57,24 +68,27 @@ SEARCH_THREADS_SQL = (
     " ORDER BY updated_at DESC LIMIT %(limit)s OFFSET %(offset)s"
 )
 LOCK_ACTIVE_RUN_SQL = "SELECT active_run FROM agent_threads WHERE thread_id = %s FOR UPDATE"
-GET_RUN_SQL = "SELECT * FROM agent_runs WHERE run_id = %s"
-LIST_RUNS_SQL = "SELECT * FROM agent_runs WHERE thread_id = %s ORDER BY created_at DESC LIMIT %s"
-# A run that holds or waits for the thread: its run is pending or running and its job has not ended. A run
+# Runs with their status from the ledger (the view agent_run_states).
+GET_RUN_SQL = "SELECT * FROM agent_run_states WHERE run_id = %s"
+LIST_RUNS_SQL = "SELECT * FROM agent_run_states WHERE thread_id = %s ORDER BY created_at DESC LIMIT %s"
+FORGET_RUN_SQL = "DELETE FROM agent_runs WHERE run_id = %s AND NOT EXISTS (SELECT 1 FROM jobs WHERE id = %s)"
+# A run that holds or waits for the thread: its job has not ended. A run
 # the API recorded whose job is not written yet (the job row follows the run row by one round trip) counts
 # for a short while, so that an API that died in between does not hold the thread forever.
 BUSY_RUN_SQL = """
 SELECT r.run_id FROM agent_runs r LEFT JOIN jobs j ON j.id = r.run_id
-WHERE r.thread_id = %(thread_id)s AND r.status IN ('pending', 'running') AND r.run_id <> %(run_id)s
+WHERE r.thread_id = %(thread_id)s AND r.run_id <> %(run_id)s
   AND ((j.id IS NULL AND r.created_at > now() - make_interval(secs => %(unsent_s)s))
        OR j.status NOT IN ('succeeded', 'failed', 'cancelled'))
 ORDER BY r.created_at LIMIT 1
 """
 UNSENT_RUN_S = 30.0
 INSERT_NOTE_SQL = "INSERT INTO agent_notes (thread_id, text, tenant) VALUES (%s, %s, %s) RETURNING id"
-# Enqueued runs go first come, first served: an older run still waiting on the thread goes first.
+# Enqueued runs go first come, first served: an older run still waiting on the thread (it never took it,
+# and its job has not ended) goes first.
 EARLIER_WAITING_SQL = """
 SELECT r.run_id FROM agent_runs r JOIN jobs j ON j.id = r.run_id
-WHERE r.thread_id = %(thread_id)s AND r.status = 'pending' AND r.run_id <> %(run_id)s
+WHERE r.thread_id = %(thread_id)s AND r.started_at IS NULL AND r.run_id <> %(run_id)s
   AND r.created_at < (SELECT created_at FROM agent_runs WHERE run_id = %(run_id)s)
   AND j.status NOT IN ('succeeded', 'failed', 'cancelled')
 LIMIT 1
@@ -83,20 +97,24 @@ TAKE_THREAD_SQL = """
 UPDATE agent_threads SET active_run = %(run_id)s, status = 'busy', graph = %(graph)s, updated_at = now()
 WHERE thread_id = %(thread_id)s
 """
+# clock_timestamp(), not now(): the transaction may have begun before the previous holder's release
+# committed (it waited on the row lock), and the run took the thread after that release.
 START_RUN_SQL = """
-UPDATE agent_runs SET status = 'running', started_at = coalesce(started_at, now()), updated_at = now()
+UPDATE agent_runs SET started_at = coalesce(started_at, clock_timestamp()), updated_at = now()
 WHERE run_id = %(run_id)s
 """
 SET_BASE_SQL = "UPDATE agent_runs SET base_checkpoint_id = %(base)s, base_recorded = true WHERE run_id = %(run_id)s"
-FINISH_RUN_SQL = """
-UPDATE agent_runs SET status = %(status)s, usage = %(usage)s, cost_usd = %(cost)s, ttft_ms = %(ttft)s,
-       interrupts = %(interrupts)s, error = %(error)s, finished_at = now(), updated_at = now()
+# One statement: the run's usage and end of tenure, and the thread given back.
+RELEASE_SQL = """
+WITH released AS (
+    UPDATE agent_threads SET active_run = NULL, status = %(status)s, updated_at = now()
+    WHERE thread_id = %(thread_id)s AND (active_run = %(run_id)s OR active_run IS NULL)
+)
+UPDATE agent_runs SET usage = %(usage)s, cost_usd = %(cost)s, ttft_ms = %(ttft)s, finished_at = now(),
+       updated_at = now()
 WHERE run_id = %(run_id)s
 """
-RELEASE_THREAD_SQL = """
-UPDATE agent_threads SET active_run = NULL, status = %(status)s, updated_at = now()
-WHERE thread_id = %(thread_id)s AND (active_run = %(run_id)s OR active_run IS NULL)
-"""
+ROLLED_BACK_SQL = "UPDATE agent_runs SET rolled_back_at = now(), updated_at = now() WHERE run_id = %s"
 
 
 def _json(value: Any) -> str | None:
@@ -169,7 +187,15 @@ def reserve_run(run_id: str, thread_id: str, graph: str, *, tenant: str = "defau
         conn.execute(RECORD_RUN_SQL, args)
 
 
+def forget_run(run_id: str) -> None:
+    """Drop a run the API recorded but whose job was never recorded (refused params, a full queue), so it
+    holds no thread."""
+    with connection() as conn:
+        conn.execute(FORGET_RUN_SQL, (run_id, run_id))
+
+
 def get_run(run_id: str) -> dict[str, Any] | None:
+    """The run with its status from the ledger (``agent_run_states``)."""
     with connection() as conn:
         return conn.execute(GET_RUN_SQL, (run_id,)).fetchone()
 
@@ -179,15 +205,8 @@ def list_runs(thread_id: str, limit: int = 50) -> list[dict[str, Any]]:
         return conn.execute(LIST_RUNS_SQL, (thread_id, limit)).fetchall()
 
 
-def _live(run_id: str | None) -> bool:
-    if not run_id:
-        return False
-    job = jobs.find(run_id)
-    return job is not None and not job.status.is_terminal
-
-
-def acquire(run_id: str, thread_id: str, graph: str, strategy: str, *, wait: Callable[[float], None],
-            cancel: Callable[[str], Any]) -> str | None:
+def take(run_id: str, thread_id: str, graph: str, strategy: str, *, wait: Callable[[float], None],
+         cancel: Callable[[str], Any]) -> str | None:
     """Take the thread for ``run_id`` under ``strategy``; returns the run this one displaced, if any.
 
     ``wait(seconds)`` must honour the job's own stop requests (``JobContext.sleep``), ``cancel(job_id)``
@@ -199,7 +218,7 @@ def acquire(run_id: str, thread_id: str, graph: str, strategy: str, *, wait: Cal
         with connection() as conn, conn.transaction():
             thread = conn.execute(LOCK_THREAD_SQL, (thread_id,)).fetchone()
             active = thread["active_run"] if thread else None
-            if active and active != run_id and not _live(active):
+            if active and active != run_id and not thread["active_live"]:
                 active = None  # its job ended without releasing the thread (cancelled while queued, say)
             if active in (None, run_id):
                 earlier = strategy == "enqueue" and conn.execute(
@@ -215,15 +234,14 @@ def acquire(run_id: str, thread_id: str, graph: str, strategy: str, *, wait: Cal
                 displaced = active
                 cancel(active)
         wait(POLL_S)
-    else:
-        finish_run(run_id, "rejected", error={"type": "thread_busy", "active_run": busy_with})
+    else:  # the job fails with ThreadBusyError: its run reads "rejected" (agent_run_states)
         raise ThreadBusyError(f"thread {thread_id} is busy with run {busy_with} (multitask_strategy=reject)")
     if strategy == "rollback" and displaced:
         from switchyard.agents.checkpoints import delete_after
 
         base = (get_run(displaced) or {}).get("base_checkpoint_id")
         delete_after(thread_id, base)
-        finish_run(displaced, "rolled_back")
+        mark_rolled_back(displaced)
     return displaced
 
 
@@ -232,19 +250,17 @@ def set_base_checkpoint(run_id: str, checkpoint_id: str | None) -> None:
         conn.execute(SET_BASE_SQL, {"run_id": run_id, "base": checkpoint_id})
 
 
-def finish_run(run_id: str, status: str, *, usage: dict | None = None, cost: float | None = None,
-               ttft_ms: float | None = None, interrupts: list | None = None, error: dict | None = None,
-               conn: Any = None) -> None:
-    args = {"run_id": run_id, "status": status, "usage": _json(usage), "cost": cost, "ttft": ttft_ms,
-            "interrupts": _json(interrupts), "error": _json(error)}
-    if conn is not None:
-        conn.execute(FINISH_RUN_SQL, args)
-        return
-    with connection() as c:
-        c.execute(FINISH_RUN_SQL, args)
-
-
-def release(run_id: str, thread_id: str, thread_status: str) -> None:
-    """Give the thread up; its status becomes ``idle``, ``interrupted`` or ``error``."""
+def mark_rolled_back(run_id: str) -> None:
+    """Record that the run's checkpoints were deleted: a cancelled run then reads ``rolled_back``."""
     with connection() as conn:
-        conn.execute(RELEASE_THREAD_SQL, {"run_id": run_id, "thread_id": thread_id, "status": thread_status})
+        conn.execute(ROLLED_BACK_SQL, (run_id,))
+
+
+def release(run_id: str, thread_id: str, thread_status: str, *, usage: dict[str, Any] | None = None) -> None:
+    """Give the thread up, recording what the run used; the thread's status becomes ``idle``,
+    ``interrupted`` or ``error``."""
+    usage = usage or {}
+    with connection() as conn:
+        conn.execute(RELEASE_SQL, {"run_id": run_id, "thread_id": thread_id, "status": thread_status,
+                                   "usage": _json(usage or None), "cost": usage.get("cost_usd"),
+                                   "ttft": usage.get("ttft_ms")})

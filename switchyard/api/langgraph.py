@@ -2,7 +2,8 @@
 cancel), thread state and history — so ``langgraph_sdk`` clients and UIs can drive switchyard's agents.
 
 Glue only: a run is a ``switchyard.agent.run`` job (run_id = job id) sent through ``dispatch``; its
-stream is the job's event log; state and history come from the ``PostgresSaver``. Assistants are the
+status is its job's in the ledger, in LangGraph's words (``threads.get_run``); its stream is the job's event
+log; state and history come from the ``PostgresSaver``. Assistants are the
 registered graphs (``assistant_id`` = graph name).
 """
 
@@ -288,10 +289,13 @@ def _start_run(thread_id: str, tenant: str, body: RunCreate) -> jobs.Job:
         raise APIError(status.HTTP_409_CONFLICT, "thread_busy", str(exc)) from None
     try:
         job, _ = dispatch.enqueue("agent.run", params, job_id=run_id, tenant=tenant, producer="langgraph-api")
-    except InvalidParamsError as exc:
-        threads.finish_run(run_id, "error", error={"type": "invalid_params"})  # frees the thread for "reject"
-        raise APIError(status.HTTP_422_UNPROCESSABLE_CONTENT, "invalid_params", str(exc),
-                       details=exc.errors) from None
+    except Exception as exc:
+        # A run whose job was never recorded (refused params, a full queue) must not hold the thread.
+        threads.forget_run(run_id)
+        if isinstance(exc, InvalidParamsError):
+            raise APIError(status.HTTP_422_UNPROCESSABLE_CONTENT, "invalid_params", str(exc),
+                           details=exc.errors) from None
+        raise
     return job
 
 
@@ -369,7 +373,7 @@ def cancel_run(thread_id: str, run_id: str, tenant: Tenant, wait: bool = False,
         run = threads.get_run(run_id) or {}
         if run.get("base_recorded") and jobs.get(job.id).status is jobs.JobStatus.CANCELLED:
             delete_after(thread_id, run.get("base_checkpoint_id"))
-            threads.finish_run(run_id, "rolled_back")
+            threads.mark_rolled_back(run_id)
     return _run_out(jobs.get(job.id), threads.get_run(run_id))
 
 
