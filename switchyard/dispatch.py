@@ -7,6 +7,7 @@ pass sends it later (``jobs.take_undispatched``), so an accepted job is never lo
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from switchyard import backpressure, constants, egress, events, jobs, registry
@@ -43,11 +44,15 @@ def enqueue(
     params = params or {}
     name = admit(kind, params, tenant=tenant, callback_url=callback_url)
     backpressure.check(name)  # QueueFullError past the queue's depth limit
+    # The first `status` event's Postgres copy goes in with the row: one durable round trip for both.
+    announced = {"status": status.value, "source": producer}
+    ts = time.time()
     job, created = jobs.create(name, params, job_id=job_id, status=status, producer=producer,
-                               tenant=tenant, idempotency_key=idempotency_key, callback_url=callback_url)
+                               tenant=tenant, idempotency_key=idempotency_key, callback_url=callback_url,
+                               first_event=("status", announced, ts))
     if not created:
         return job, False
-    events.publish(job.id, "status", {"status": job.status.value, "source": producer}, first=True)
+    events.publish(job.id, "status", announced, first=True, stored=True, ts=ts)
     send(job)
     jobs.mark_dispatched(job.id)
     return job, True

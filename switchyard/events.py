@@ -98,38 +98,59 @@ _script = None
 
 
 def publish(job_id: str, type: str, data: dict[str, Any] | None = None, *, persist: bool = True,
-            first: bool = False) -> Event:
+            first: bool = False, stored: bool = False, defer: bool = False, ts: float | None = None) -> Event:
     """Append one event to a job's log and publish it live. Returns the event with its ``seq``.
 
     ``persist=False`` skips the Postgres copy of a durable type (events of a job with no ledger row).
     ``first=True`` says the job has no events yet (its counter starts at 0; saves a look-up).
+    ``stored=True`` (with ``first``): Postgres already holds this event as seq 1, written with the job's
+    row (``jobs.create(first_event=...)``), with this ``ts``.
+    ``defer=True``: the Postgres copy is left to this process's group commit instead of waited for.
     """
-    return publish_many(job_id, [(type, data)], persist=persist, first=first)[0]
+    return publish_many(job_id, [(type, data)], persist=persist, first=first, stored=stored, defer=defer,
+                        ts=ts)[0]
 
 
 def publish_many(job_id: str, items: list[tuple[str, dict[str, Any] | None]], *,
-                 persist: bool = True, first: bool = False) -> list[Event]:
+                 persist: bool = True, first: bool = False, stored: bool = False, defer: bool = False,
+                 ts: float | None = None) -> list[Event]:
     """Append several events to a job's log in one round trip, consecutive and in order.
 
     While Redis cannot be reached, durable types still go to Postgres (``subscribe`` replays them from
     there) and the others are dropped: RELIABILITY.md, "Events during a Redis outage".
+
+    ``defer=True`` hands the Postgres copy to the process's group commit (switchyard.ledger_writer) and
+    returns without waiting for it: for copies something else re-creates if this process dies first (the
+    reaper's end repair copies a lost `end` from Redis's log), on paths where a round trip counts.
     """
     for type, _data in items:
         if type not in EVENT_TYPES:
             raise ValueError(f"unknown event type {type!r}; expected one of {sorted(EVENT_TYPES)}")
     minimum = _floors.pop(job_id, "")
+    ts = time.time() if ts is None else ts
     try:
-        published = _publish_redis(job_id, items, "0" if first else "", minimum)
+        published = _publish_redis(job_id, items, "0" if first else "", minimum, ts)
         if published is None:  # Redis has no counter for this job (new job, or Redis lost it)
-            published = _publish_redis(job_id, items, str(_seq_floor(job_id, persist)), minimum)
+            published = _publish_redis(job_id, items, str(_seq_floor(job_id, persist)), minimum, ts)
     except REDIS_DOWN as exc:
         if minimum:
             _floors.setdefault(job_id, minimum)  # still owed to Redis
+        if stored and first:  # seq 1 is in Postgres already; what comes next continues above it
+            _remember(job_id, 1)
+            kept = Event(seq=1, job_id=job_id, type=items[0][0], data=items[0][1] or {}, ts=ts)
+            return [kept, *_publish_postgres(job_id, items[1:], persist, exc)]
         return _publish_postgres(job_id, items, persist, exc)
     _remember(job_id, published[-1].seq)
     durable = [e for e in published if e.type in DURABLE_TYPES]
+    if stored and first and published[0].seq == 1:
+        durable = durable[1:] if durable and durable[0].seq == 1 else durable
     if durable and persist:
-        _persist_retrying(durable)
+        if defer:
+            from switchyard.ledger_writer import ledger_writer
+
+            ledger_writer().defer(PERSIST_MANY_SQL, _copy_params(durable))
+        else:
+            _persist_retrying(durable)
     return published
 
 
@@ -139,6 +160,8 @@ BACKENDS_DOWN = (*REDIS_DOWN, psycopg.OperationalError, psycopg_pool.PoolTimeout
 # the events in between (non-durable types, kept in Redis only) are gone, and a live subscriber may
 # have seen their seqs; numbers must never repeat. A subscriber treats the jump as a gap it cannot fill.
 SEQ_JUMP_AFTER_LOSS = 1_000_000
+# How long a subscriber waits for Redis to confirm its subscription before it replays anyway.
+SUBSCRIBE_CONFIRM_S = 2.0
 # Per process: the last seq published per job (bounded), and floors owed to Redis after an outage.
 _last_seq: dict[str, int] = {}
 _floors: dict[str, str] = {}
@@ -155,6 +178,11 @@ APPEND_EVENT_SQL = (
     " SELECT %(id)s, greatest(coalesce(max(seq), 0), %(known)s) + 1, %(type)s, %(data)s, %(ts)s"
     " FROM job_events WHERE job_id = %(id)s ON CONFLICT DO NOTHING RETURNING seq"
 )
+# Several events in one statement (a deferred copy is one write of the group commit).
+PERSIST_MANY_SQL = (
+    "INSERT INTO job_events (job_id, seq, type, data, ts)"
+    " SELECT * FROM unnest(%s::text[], %s::int[], %s::text[], %s::jsonb[], %s::float8[]) ON CONFLICT DO NOTHING"
+)
 DURABLE_EVENTS_SQL = "SELECT seq, type, data, ts FROM job_events WHERE job_id = %s AND seq > %s ORDER BY seq"
 DURABLE_EVENTS_BEFORE_SQL = """
 SELECT seq, type, data, ts FROM job_events
@@ -163,14 +191,19 @@ ORDER BY seq DESC LIMIT %(limit)s
 """
 
 
+def _copy_params(durable: list[Event]) -> tuple[list[Any], ...]:
+    return ([e.job_id for e in durable], [e.seq for e in durable], [e.type for e in durable],
+            [json.dumps(e.data, default=str) for e in durable], [e.ts for e in durable])
+
+
 def _publish_redis(job_id: str, items: list[tuple[str, dict[str, Any] | None]], start: str,
-                   minimum: str) -> list[Event] | None:
+                   minimum: str, ts: float) -> list[Event] | None:
     global _script
     settings = get_settings()
     client = get_redis()
     if _script is None or _script.registered_client is not client:
         _script = client.register_script(_PUBLISH_LUA)
-    args: list[Any] = [job_id, repr(time.time()), settings.event_log_maxlen, settings.event_log_ttl_s, start,
+    args: list[Any] = [job_id, repr(ts), settings.event_log_maxlen, settings.event_log_ttl_s, start,
                        minimum]
     for type, data in items:
         args += [type, json.dumps(data or {}, separators=(",", ":"), default=str),
@@ -401,14 +434,45 @@ async def _areplay_or_nothing(job_id: str, after_seq: int) -> list[Event]:
 
 
 def _open_pubsub(job_id: str):  # -> redis.client.PubSub | None
-    """A pub/sub subscribed to the job's channel, or ``None`` while Redis cannot be reached."""
+    """A pub/sub subscribed to the job's channel, or ``None`` while Redis cannot be reached.
+
+    Returns once Redis has confirmed the subscription: the replay that follows is sent on another
+    connection, and only a confirmed subscription guarantees that an event published after the replay
+    read the log arrives live (else an `end` in that window would wait for the quiet-channel poll).
+    """
     pubsub = get_redis().pubsub(ignore_subscribe_messages=True)
     try:
         pubsub.subscribe(constants.job_channel(job_id))
+        _confirmed(pubsub)
     except REDIS_DOWN:
         _close_quietly(pubsub)
         return None
     return pubsub
+
+
+def _confirmed(pubsub) -> None:
+    """Read the subscribe reply off the pub/sub connection (Redis sends it before any message)."""
+    pubsub.ignore_subscribe_messages = False
+    try:
+        deadline = time.monotonic() + SUBSCRIBE_CONFIRM_S
+        while time.monotonic() < deadline:  # past it: replay and the quiet-channel poll cover the window
+            reply = pubsub.get_message(timeout=SUBSCRIBE_CONFIRM_S)
+            if reply is not None and reply["type"] == "subscribe":
+                return
+    finally:
+        pubsub.ignore_subscribe_messages = True
+
+
+async def _aconfirmed(pubsub) -> None:
+    pubsub.ignore_subscribe_messages = False
+    try:
+        deadline = time.monotonic() + SUBSCRIBE_CONFIRM_S
+        while time.monotonic() < deadline:
+            reply = await pubsub.get_message(timeout=SUBSCRIBE_CONFIRM_S)
+            if reply is not None and reply["type"] == "subscribe":
+                return
+    finally:
+        pubsub.ignore_subscribe_messages = True
 
 
 def _close_quietly(pubsub) -> None:
@@ -427,6 +491,7 @@ async def asubscribe(job_id: str, after_seq: int = 0, *, poll_s: float = 1.0) ->
         pubsub = get_async_redis().pubsub(ignore_subscribe_messages=True)
         try:
             await pubsub.subscribe(constants.job_channel(job_id))
+            await _aconfirmed(pubsub)
         except REDIS_DOWN:
             await pubsub.aclose()
             return None

@@ -96,8 +96,9 @@ def _run(delivery: Delivery, fn: JobFunction, precheck: PreCheck | None) -> Any:
                  current.status if current else None, current.lease_owner if current else None)
         return None
 
+    # One round trip to Redis; Postgres's copy rides this process's next group commit (its finish).
     events.publish(claimed.id, "status", {"status": "running", "attempt": claimed.attempts,
-                                          "worker": claimed.worker})
+                                          "worker": claimed.worker}, defer=True)
     ctx = JobContext(claimed.id, tenant=claimed.tenant, attempt=claimed.attempts, owner=owner,
                      worker=delivery.worker)
     # The pool's hooks around the function (switchyard/hooks.py): all of them run before the ledger's end.
@@ -139,8 +140,9 @@ def _run(delivery: Delivery, fn: JobFunction, precheck: PreCheck | None) -> Any:
         else:
             log.exception("job %s failed", claimed.id)
             status = JobStatus.FAILED
-            error = {"type": type(exc).__name__, "message": str(exc),
-                     "traceback": traceback.format_exc(limit=8)}
+            # An error that explains itself (disk.DiskFullError) gives its own entry, without a traceback.
+            error = exc.job_error() if hasattr(exc, "job_error") else {
+                "type": type(exc).__name__, "message": str(exc), "traceback": traceback.format_exc(limit=8)}
         pool_hooks.on_failure(exc)
     finally:
         lease_keeper().remove(claimed.id)
@@ -150,7 +152,7 @@ def _run(delivery: Delivery, fn: JobFunction, precheck: PreCheck | None) -> Any:
         log.warning("job %s: lease lost before finishing; another worker owns it", claimed.id)
         return None
     faults.kill_point("after_finish")  # tests only: a crash before the end (switchyard/end_repair.py)
-    announce_end(ended)
+    announce_end(ended, defer=True)
     return result
 
 
@@ -250,12 +252,13 @@ def _ensure_row(delivery: Delivery) -> Job | None:
     return job
 
 
-def announce_end(job: Job) -> None:
-    """The last two events of every job, and its outbound webhook (also used by cancel and the reaper)."""
+def announce_end(job: Job, *, defer: bool = False) -> None:
+    """The last two events of every job, and its outbound webhook (also used by cancel and the reaper).
+    ``defer``: Postgres's copy rides the group commit (the reaper's end repair re-creates a lost one)."""
     data = {"status": job.status.value}
     if job.error:
         data["error"] = job.error
-    events.publish_many(job.id, [("status", data), ("end", {**data, "result": job.result})])
+    events.publish_many(job.id, [("status", data), ("end", {**data, "result": job.result})], defer=defer)
     if job.callback_url:
         from switchyard.callbacks import schedule_callback
 
