@@ -186,8 +186,8 @@ def switchyard_tokens(n: int, gap_s: float) -> tuple[list[float], list[float], f
 
     from graphs import build_graph
     from switchyard import events
-    from switchyard.agents.callbacks import RunCallbackHandler
     from switchyard.agents.streaming import StreamBridge, langgraph_modes
+    from switchyard.agents.token_events import RunCallbackHandler
     from switchyard.llm import get_chat_model
 
     class Clock(BaseCallbackHandler):

@@ -88,9 +88,9 @@ def _run_config(params: RunParams, ctx: JobContext, handler: Any) -> dict[str, A
 def execute_run(params: RunParams, ctx: JobContext) -> dict[str, Any]:
     """The task body of ``switchyard.agent.run``: returns ``{"status", "values", "usage", ...}``. The run
     holds its thread meanwhile (``ThreadHooks``)."""
-    from switchyard.agents.callbacks import RunCallbackHandler
     from switchyard.agents.checkpoints import head_checkpoint_id
     from switchyard.agents.streaming import StreamBridge, langgraph_modes, to_jsonable
+    from switchyard.agents.token_events import RunCallbackHandler
 
     settings = get_agent_settings()
     run_id, thread_id, tenant = ctx.job_id, params.thread_id, ctx.tenant

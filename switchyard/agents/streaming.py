@@ -5,7 +5,7 @@
 | mode       | event    | data |
 |------------|----------|------|
 | `messages` | `token`  | `content` (a piece of the AI message), `id` (message id), `node`, `step`, `ns` — published by
-|            |          | ``RunCallbackHandler`` in the model's thread (see ``switchyard.agents.callbacks``) |
+|            |          | ``RunCallbackHandler`` in the model's thread (see ``switchyard.agents.token_events``) |
 | `values`   | `values` | `values` (the state, JSON), `ns` |
 | `updates`  | `update` | `node`, `update` (what the node wrote, JSON), `ns`; `__interrupt__` for a pause |
 | `custom`   | `custom` | `data` (what the node wrote with ``get_stream_writer()``), `ns` |

@@ -115,7 +115,7 @@ def test_factory_models_are_cached_per_tenant_and_per_run_config(stack, monkeypa
 
 
 def test_cached_answer_streams_as_chunked_token_events_marked_cached(stack, settings):
-    from switchyard.agents.callbacks import RunCallbackHandler
+    from switchyard.agents.token_events import RunCallbackHandler
 
     cache = LayeredCache(ns(), mode="exact", semantic=False, settings=settings)
     model = counting(stack, cache=cache)

@@ -6,8 +6,8 @@ from langchain_core.messages import HumanMessage
 from langgraph.checkpoint.memory import InMemorySaver
 
 from graphs import build_graph
-from switchyard.agents.callbacks import RunCallbackHandler
 from switchyard.agents.streaming import StreamBridge, langgraph_modes, to_jsonable
+from switchyard.agents.token_events import RunCallbackHandler
 from switchyard.llm import get_chat_model
 
 
