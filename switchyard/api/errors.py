@@ -25,6 +25,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from switchyard import errors
+from switchyard.disk import DiskFullError
 
 log = logging.getLogger("switchyard.api")
 
@@ -52,6 +53,7 @@ ERROR_MAP: dict[type[Exception], tuple[int, str]] = {
     errors.InputRefused: (status.HTTP_422_UNPROCESSABLE_CONTENT, "input_refused"),
     errors.ConfigurationError: (status.HTTP_503_SERVICE_UNAVAILABLE, "not_configured"),
     errors.QueueFullError: (status.HTTP_429_TOO_MANY_REQUESTS, "queue_full"),
+    DiskFullError: (status.HTTP_507_INSUFFICIENT_STORAGE, "insufficient_storage"),
     errors.SwitchyardError: (status.HTTP_500_INTERNAL_SERVER_ERROR, "internal_error"),
 }
 

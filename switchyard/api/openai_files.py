@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, FastAPI, File, Form, Query, Request, Upl
 from fastapi.responses import JSONResponse, Response
 
 from switchyard.api.auth import current_tenant
+from switchyard.disk import DiskFullError
 from switchyard.finetune import files
 from switchyard.finetune.config import get_finetune_settings
 
@@ -66,7 +67,10 @@ async def create_file(tenant: Tenant, file: Annotated[UploadFile, File()],
         raise OpenAIError(413, f"file is larger than {limit} bytes", param="file", code="file_too_large")
     # Contents are validated when a job uses the file (status validating_files), with line numbers,
     # against the job's tokenizer and max_length: the job's error is where callers look (as with OpenAI).
-    stored = files.save_file(content, file.filename or "upload.jsonl", purpose, tenant)
+    try:
+        stored = files.save_file(content, file.filename or "upload.jsonl", purpose, tenant)
+    except DiskFullError as exc:  # nothing was kept: the client may retry once space is freed
+        raise OpenAIError(507, str(exc), type="server_error", param="file", code="insufficient_storage") from None
     return stored.to_openai()
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import fsspec
 
+from switchyard import disk
 from switchyard.db import connection
 from switchyard.errors import NotFoundError
 from switchyard.finetune.config import get_finetune_settings
@@ -75,9 +76,15 @@ def _slug(name: str) -> str:
 def store(model: Any, name: str) -> str:
     """Save a peft model's adapter under ``<artifacts>/adapters/<slug>``; returns its URL."""
     url = f"{get_finetune_settings().artifacts_root.rstrip('/')}/adapters/{_slug(name)}"
-    with tempfile.TemporaryDirectory() as tmp:
+    fs, path = fsspec.core.url_to_fs(url)
+
+    def remove_partial() -> None:
+        if fs.exists(path):
+            fs.rm(path, recursive=True)
+
+    # A full disk fails the job with DiskFullError and leaves no half adapter; checkpoints are kept.
+    with tempfile.TemporaryDirectory() as tmp, disk.writing(f"adapter {name}", url, cleanup=remove_partial):
         model.save_pretrained(tmp)
-        fs, path = fsspec.core.url_to_fs(url)
         fs.makedirs(path, exist_ok=True)
         for file in FILES:
             fs.put_file(str(Path(tmp) / file), f"{path}/{file}")

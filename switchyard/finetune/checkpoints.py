@@ -8,6 +8,7 @@ one is where a redelivered job resumes. Each is also listed in ``finetune_checkp
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import secrets
@@ -17,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from switchyard import disk
 from switchyard.db import connection
 from switchyard.finetune.config import get_finetune_settings
 
@@ -54,17 +56,26 @@ def job_dir(job_id: str) -> Path:
 
 
 def save(model: Any, directory: Path, state: dict[str, Any]) -> Path:
-    """Write the adapter and ``state`` (optimizer, scheduler, step, rng, config...) atomically."""
+    """Write the adapter and ``state`` (optimizer, scheduler, step, rng, config...) atomically.
+
+    On a full disk the half-written checkpoint is removed and ``DiskFullError`` raised; earlier
+    checkpoints are untouched, so the newest of them is still where a resume starts."""
     import torch
 
     tmp = directory.with_name(f".{directory.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    model.save_pretrained(tmp)
-    torch.save(state, tmp / STATE_FILE)
-    (tmp / "checkpoint.json").write_text(json.dumps(
-        {"step": state["step"], "metrics": state.get("metrics", {}), "config": state.get("config", {})},
-        indent=2, default=str))
+    with disk.writing(f"checkpoint {directory.name}", str(directory),
+                      cleanup=lambda: shutil.rmtree(tmp, ignore_errors=True)):
+        model.save_pretrained(tmp)
+        # Serialized in memory, written by Python: torch.save to a path reports a full disk as an
+        # unrecognisable "unexpected pos"; a Python write raises OSError(ENOSPC/EFBIG).
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        (tmp / STATE_FILE).write_bytes(buffer.getbuffer())
+        (tmp / "checkpoint.json").write_text(json.dumps(
+            {"step": state["step"], "metrics": state.get("metrics", {}), "config": state.get("config", {})},
+            indent=2, default=str))
     shutil.rmtree(directory, ignore_errors=True)
     tmp.rename(directory)
     return directory

@@ -10,7 +10,7 @@ from typing import Any
 import fsspec
 import httpx
 
-from switchyard import egress, sandbox
+from switchyard import disk, egress, sandbox
 from switchyard.db import connection
 from switchyard.errors import NotFoundError
 from switchyard.finetune.config import get_finetune_settings
@@ -59,9 +59,18 @@ class StoredFile:
 
 
 def save_file(content: bytes, filename: str, purpose: str, tenant: str = "default") -> StoredFile:
+    """Store an upload, then record it. On a full disk (``DiskFullError``) no half file stays behind and
+    nothing is recorded."""
     file_id = f"file-{secrets.token_hex(12)}"
     url = f"{get_finetune_settings().artifacts_root.rstrip('/')}/files/{file_id}.jsonl"
-    with fsspec.open(url, "wb", auto_mkdir=True) as f:
+    fs, path = fsspec.core.url_to_fs(url)
+
+    def remove_partial() -> None:
+        if fs.exists(path):
+            fs.rm(path)
+
+    with disk.writing(f"upload {filename!r}", url, cleanup=remove_partial), \
+            fsspec.open(url, "wb", auto_mkdir=True) as f:
         f.write(content)
     with connection() as conn:
         row = conn.execute(INSERT_SQL, {"id": file_id, "tenant": tenant, "filename": filename,

@@ -55,6 +55,35 @@ def rabbitmq_available() -> bool:
     return bool(shutil.which("rabbitmqctl")) and _rabbitmqctl("status").returncode == 0
 
 
+class PipedProcessHandle(ProcessHandle):
+    """A ``ProcessHandle`` whose output reaches its log file through a pipe, copied by a thread here: a
+    process whose file size limit a test lowers (``limit_file_size``) must still be able to log."""
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], log_path: Path, ready_text: str | None):
+        self.name, self.log_path, self.ready_text = name, log_path, ready_text
+        log_path.touch()
+        self.process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
+                                        cwd=Path(__file__).resolve().parents[2], start_new_session=True)
+        threading.Thread(target=self._copy, name=f"log-{name}", daemon=True).start()
+
+    def _copy(self) -> None:
+        with open(self.log_path, "ab") as out:
+            while chunk := self.process.stdout.read1(65536):
+                out.write(chunk)
+                out.flush()
+
+
+def limit_file_size(pid: int, nbytes: int) -> None:
+    """A disk that fills up now, for one process tree: lower RLIMIT_FSIZE (prlimit) of ``pid`` and its
+    children, so their writes past ``nbytes`` fail with EFBIG (Python ignores SIGXFSZ, and billiard's pool
+    children keep an ignored signal ignored). Needs no root and touches no other process."""
+    import psutil
+
+    root = psutil.Process(pid)
+    for proc in [root, *root.children(recursive=True)]:
+        proc.rlimit(psutil.RLIMIT_FSIZE, (nbytes, psutil.RLIM_INFINITY))
+
+
 class PrivateStack:
     """Postgres, Redis, and platform processes of one test's own, on loopback."""
 
@@ -120,6 +149,19 @@ class PrivateStack:
         finally:
             reload_settings()
 
+    def send_raw(self, task: str, kwargs: dict, queue: str) -> str:
+        """A raw producer's message (Celery ``send_task``, as DESIGN.md's producers send): the worker records
+        the job. A Celery app of its own, bound to this stack's broker. Returns the job id."""
+        import celery
+
+        job_id = str(uuid.uuid4())
+        app = celery.Celery(broker=self.broker_url)
+        try:
+            app.send_task(task, kwargs=kwargs, queue=queue, task_id=job_id)
+        finally:
+            app.close()
+        return job_id
+
     def sql(self, statement: str, args: tuple = ()) -> list[dict]:
         with psycopg.connect(self.database_url, autocommit=True, row_factory=dict_row) as conn:
             cur = conn.execute(statement, args)
@@ -127,30 +169,32 @@ class PrivateStack:
 
     # --- processes ------------------------------------------------------------------------------
     def spawn(self, name: str, argv: list[str], ready_text: str | None = None, *,
-              env: dict[str, str] | None = None) -> ProcessHandle:
-        handle = ProcessHandle(name, argv, {**self.env, **(env or {})},
-                               self.root / "logs" / f"{name}-{uuid.uuid4().hex[:6]}.log", ready_text)
+              env: dict[str, str] | None = None, piped: bool = False) -> ProcessHandle:
+        handle = (PipedProcessHandle if piped else ProcessHandle)(
+            name, argv, {**self.env, **(env or {})}, self.root / "logs" / f"{name}-{uuid.uuid4().hex[:6]}.log",
+            ready_text)
         self.processes.append(handle)
         return handle
 
     def worker(self, pool: str, *, concurrency: int | None = None, wait: bool = True,
-               env: dict[str, str] | None = None) -> ProcessHandle:
+               env: dict[str, str] | None = None, piped: bool = False) -> ProcessHandle:
         name = f"{pool}-{uuid.uuid4().hex[:6]}"
         argv = [sys.executable, "-m", "switchyard.cli", "worker", pool, "-n", f"{name}@%h", "--loglevel", "INFO"]
         if concurrency:
             argv += ["-c", str(concurrency)]
         if pool == "control":
             argv.append("--no-beat")
-        handle = self.spawn(f"worker-{name}", argv, " ready.", env=env)
+        handle = self.spawn(f"worker-{name}", argv, " ready.", env=env, piped=piped)
         handle.pool = pool
         return handle.wait_ready(120) if wait else handle
 
     def beat(self) -> ProcessHandle:
         return self.spawn("beat", [sys.executable, "-m", "switchyard.cli", "beat"])
 
-    def api(self, port: int | None = None) -> ProcessHandle:
+    def api(self, port: int | None = None, *, piped: bool = False) -> ProcessHandle:
         port = port or free_port()
-        handle = self.spawn("api", [sys.executable, "-m", "switchyard.cli", "api", "--port", str(port)])
+        handle = self.spawn("api", [sys.executable, "-m", "switchyard.cli", "api", "--port", str(port)],
+                            piped=piped)
         wait_for_port(port, timeout=90)
         handle.url = f"http://127.0.0.1:{port}"
         handle.port = port

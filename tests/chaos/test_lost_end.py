@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 import uuid
 
-import celery
 import pytest
 
 from switchyard import events, jobs
@@ -31,17 +30,6 @@ def private():
         stack.close()
 
 
-def _send_raw(broker_url: str, task: str, kwargs: dict, queue: str) -> str:
-    """A raw producer's message (Celery send_task, as DESIGN.md's producers do): the worker records it."""
-    job_id = str(uuid.uuid4())
-    app = celery.Celery(broker=broker_url)
-    try:
-        app.send_task(task, kwargs=kwargs, queue=queue, task_id=job_id)
-    finally:
-        app.close()
-    return job_id
-
-
 def _ends_in_postgres(job_id: str) -> list[dict]:
     with connection() as conn:
         return conn.execute("SELECT seq, data FROM job_events WHERE job_id = %s AND type = 'end'",
@@ -52,8 +40,8 @@ def test_a_worker_killed_after_finishing_a_job_still_ends_its_stream(private):
     private.worker("control")
     private.beat()
     killer = private.worker("index", concurrency=1, env={KILL_AT_ENV: "after_finish"})
-    job_id = _send_raw(private.broker_url, "switchyard.index.delete",
-                       {"collection": "lost-end", "ids": ["nothing-here"]}, "index")
+    job_id = private.send_raw("switchyard.index.delete", {"collection": "lost-end", "ids": ["nothing-here"]},
+                              "index")
     with private.activate():
         seen = list(events.subscribe(job_id, timeout=120))  # waits through the kill for the end
         final = jobs.get(job_id)
