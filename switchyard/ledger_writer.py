@@ -22,6 +22,7 @@ and the reaper queues it again), never half-written, never finished twice.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import threading
 import time
@@ -183,10 +184,24 @@ class GroupCommit:
     def _execute(batch: list[_Write]) -> list[dict[str, Any] | None]:
         # A batch with no waited write needs no flush: something else re-creates each of its writes.
         durable = any(w.waited for w in batch)
-        with connection() as conn, conn.pipeline(), conn.transaction():
-            if not durable:
-                conn.execute("SET LOCAL synchronous_commit = off")
-            cursors = [conn.execute(w.sql, w.params) for w in batch]
+        with connection() as conn:
+            if len(batch) == 1 and durable:  # alone: one autocommit statement, as without the writer
+                cursors = [conn.execute(batch[0].sql, batch[0].params)]
+            else:
+                # BEGIN, the writes and COMMIT go out in one pipeline: one round trip, one commit.
+                # (psycopg's transaction() would sync after BEGIN and again at the end.)
+                try:
+                    with conn.pipeline():
+                        conn.execute("BEGIN")
+                        if not durable:
+                            conn.execute("SET LOCAL synchronous_commit = off")
+                        cursors = [conn.execute(w.sql, w.params) for w in batch]
+                        conn.execute("COMMIT")
+                except psycopg.Error:
+                    if not conn.broken:
+                        with contextlib.suppress(psycopg.Error):
+                            conn.execute("ROLLBACK")  # the aborted block the failed statement left
+                    raise
         return [cur.fetchone() if cur.description else None for cur in cursors]
 
     # --- the background flusher of deferred writes ------------------------------------------------------
