@@ -37,6 +37,16 @@ def shutdown_key(owner: str) -> str:
     return f"switchyard:shutdown:{owner}"
 
 
+# A big ingest's parts (switchyard.retrieval.parts): each part's progress, summed into the parent's.
+def ingest_parts_key(parent_job_id: str) -> str:
+    return f"switchyard:job:{parent_job_id}:parts"
+
+
+# Set by a worker's main process before its pool starts (workers/signals.py): how many jobs the pool
+# runs at once, so a job can size the work it fans out to its siblings.
+POOL_CONCURRENCY_ENV = "SWITCHYARD_POOL_CONCURRENCY"
+
+
 # Worker heartbeats for /metrics (switchyard.metrics): one hash per worker node, with a TTL.
 WORKER_METRICS_PREFIX = "switchyard:metrics:worker:"
 WORKER_METRICS_PATTERN = WORKER_METRICS_PREFIX + "*"

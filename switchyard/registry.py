@@ -41,6 +41,8 @@ register(TaskSpec("switchyard.control.ping", "control", "switchyard.control:Ping
                   "Health probe: reports where it ran, works for `seconds` while heartbeating."))
 register(TaskSpec("switchyard.index.ingest", "index", "switchyard.retrieval.schemas:IngestParams",
                   "Chunk, embed and load documents into a collection, idempotently."))
+register(TaskSpec("switchyard.index.ingest_part", "index", "switchyard.retrieval.schemas:IngestPartParams",
+                  "One part of a big index.ingest, sent by that job itself so the whole pool embeds it."))
 register(TaskSpec("switchyard.index.delete", "index", "switchyard.retrieval.schemas:DeleteParams",
                   "Delete documents from a collection by id, source or metadata filter."))
 register(TaskSpec("switchyard.finetune.train", "finetune", "switchyard.finetune.schemas:TrainParams",

@@ -22,7 +22,19 @@ class PoolProfile:
 
 
 def _cores() -> int:
-    return os.cpu_count() or 1
+    # The CPUs this process may run on (a container's cpuset), not the machine's count.
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+# Variables the math libraries read their thread counts from when they load (torch reads OMP's).
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+def threads_per_child(concurrency: int, cores: int | None = None) -> int:
+    """Intra-op threads for each child of a prefork pool: the cores shared out, so that ``concurrency``
+    children computing at once never run more threads than there are cores (oversubscribed threads
+    thrash caches and spin in each other's barriers)."""
+    return max(1, (cores or _cores()) // max(1, concurrency))
 
 
 def profiles() -> dict[str, PoolProfile]:

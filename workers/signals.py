@@ -8,6 +8,7 @@ to the queue instead of holding the shutdown for hours.
 from __future__ import annotations
 
 import logging
+import os
 
 from celery.signals import (
     after_setup_logger,
@@ -35,6 +36,34 @@ def _fresh_connections(**_: object) -> None:
     from switchyard.db import close_pools
 
     close_pools()  # drop the parent's pools: connections must not cross a fork
+
+
+@worker_init.connect
+def _share_cores(sender: object = None, **_: object) -> None:
+    """Before the pool forks: each prefork child gets ``cores // concurrency`` math threads (torch, BLAS
+    read these variables when they load in the child), unless the operator set them; and the pool's
+    concurrency is published so a big ingest knows how many parts the pool can embed at once."""
+    from workers.profiles import THREAD_VARIABLES, threads_per_child
+
+    concurrency = getattr(sender, "concurrency", None)
+    if not isinstance(concurrency, int) or concurrency < 1:
+        return
+    os.environ[constants.POOL_CONCURRENCY_ENV] = str(concurrency)
+    pool = getattr(sender, "pool_cls", "")
+    if "prefork" not in f"{getattr(pool, '__module__', '')} {pool}".lower():
+        return  # threads/solo pools share one process: its libraries already size themselves to the cores
+    threads = str(threads_per_child(concurrency))
+    for name in THREAD_VARIABLES:
+        os.environ.setdefault(name, threads)
+
+
+@worker_process_init.connect
+def _child_threads(**_: object) -> None:
+    import sys
+
+    torch = sys.modules.get("torch")  # loaded before the fork (rare): the variables came too late for it
+    if torch is not None and os.environ.get("OMP_NUM_THREADS", "").isdigit():
+        torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 
 @worker_init.connect

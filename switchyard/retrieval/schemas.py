@@ -92,6 +92,22 @@ class IngestParams(BaseModel):
         return self
 
 
+class IngestPartParams(BaseModel):
+    """kwargs of ``switchyard.index.ingest_part``: one part of a split ``index.ingest``, sent by the
+    parent job itself (switchyard.retrieval.parts); producers send ``index.ingest``."""
+
+    model_config = ConfigDict(extra="forbid")
+    collection: str = Field(pattern=NAME_PATTERN)
+    parent: str = Field(min_length=1, max_length=256, description="the index.ingest job this is part of")
+    part: int = Field(ge=0)
+    parts: int = Field(ge=1)
+    documents: list[DocumentIn] = Field(default_factory=list)
+    files: list[FileIn] = Field(default_factory=list)
+    model: str | None = None
+    chunk_tokens: int | None = Field(default=None, ge=16, le=8192)
+    chunk_overlap: int | None = Field(default=None, ge=0, le=4096)
+
+
 class DeleteParams(BaseModel):
     """kwargs of ``switchyard.index.delete``: documents by id, by source, or by metadata filter."""
 

@@ -24,6 +24,9 @@ class RetrievalSettings(BaseSettings):
     chunk_overlap: int = 32
     # Documents handled per step: one embedding pass, then one transaction per document.
     ingest_batch_chunks: int = 256
+    # An ingest splits into parts (sub-jobs the whole pool runs at once) of at least this many characters
+    # of text each, up to the pool's concurrency; smaller ones run in one piece.
+    ingest_part_min_chars: int = 20_000
     # HNSW search breadth; filtered queries also scan iteratively until they have k rows.
     hnsw_ef_search: int = 100
     hnsw_max_scan_tuples: int = 20_000

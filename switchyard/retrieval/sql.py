@@ -125,6 +125,15 @@ SELECT %s, h, e FROM unnest(%s::bytea[], %s::vector[]) AS t (h, e)
 ON CONFLICT DO NOTHING
 """
 
+# --- a split ingest's parts (switchyard.retrieval.parts): reads of the ledger, which jobs.py writes ---------
+
+PART_KEYS = "SELECT idempotency_key FROM jobs WHERE producer = %s AND idempotency_key = ANY(%s) LIMIT 1"
+# A part another worker may still start: queued, or running under a lease that has expired.
+PARTS_STATE = """
+SELECT id, status, (status = 'queued' OR (status = 'running' AND lease_expires_at < now())) AS claimable
+FROM jobs WHERE id = ANY(%s)
+"""
+
 # --- search -------------------------------------------------------------------------------------------
 
 # Per-search settings, local to the search's transaction and sent in the same pipeline as the query (one

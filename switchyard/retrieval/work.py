@@ -1,16 +1,16 @@
-"""The two job functions the ``index`` pool runs (``tasks/index.py`` binds them to their task names)."""
+"""The job functions the ``index`` pool runs (``tasks/index.py`` binds them to their task names)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from switchyard.context import JobContext
-from switchyard.retrieval.schemas import DeleteParams, IngestParams
+from switchyard.retrieval.schemas import DeleteParams, IngestParams, IngestPartParams
 
 
 def ingest_job(params: IngestParams, ctx: JobContext) -> dict[str, Any]:
     """``switchyard.index.ingest``: re-index first when asked, then ingest the message's documents."""
-    from switchyard.retrieval.ingest import ingest_documents
+    from switchyard.retrieval import parts
 
     if params.reindex and params.model:
         from switchyard.retrieval.reindex import reindex_collection
@@ -21,9 +21,15 @@ def ingest_job(params: IngestParams, ctx: JobContext) -> dict[str, Any]:
         if not params.documents and not params.files:
             return {"documents": 0, "chunks_embedded": done["chunks_embedded"], "chunks_unchanged": 0,
                     "chunks_deleted": 0, "failed": [], "generation": done["generation"]}
-    return ingest_documents(params.collection, params.documents, tenant=ctx.tenant, ctx=ctx,
-                            files=params.files, model=params.model, chunk_tokens=params.chunk_tokens,
-                            chunk_overlap=params.chunk_overlap)
+    # A big message runs as sub-jobs the whole pool embeds at once (switchyard.retrieval.parts).
+    return parts.ingest(params, ctx)
+
+
+def ingest_part_job(params: IngestPartParams, ctx: JobContext) -> dict[str, Any]:
+    """``switchyard.index.ingest_part``: one part of a split ``index.ingest``, sent by its parent."""
+    from switchyard.retrieval import parts
+
+    return parts.ingest_part_job(params, ctx)
 
 
 def delete_job(params: DeleteParams, ctx: JobContext) -> dict[str, Any]:
