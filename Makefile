@@ -37,8 +37,9 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/backbone.py
 
-# The full fault soak (RELIABILITY.md): >= 1000 jobs under faults, on the Redis broker and on RabbitMQ;
-# prints the table. SOAK_SEED=<n> replays a run, SOAK_BROKERS=redis limits it, SOAK_PROFILE=short.
+# The full fault soak (RELIABILITY.md): >= 1000 jobs under faults, on the Redis broker and on RabbitMQ
+# (at once, each on its own private stack; SOAK_SEQUENTIAL=1 runs them in turn); prints the table.
+# SOAK_SEED=<n> replays a run, SOAK_BROKERS=redis limits it, SOAK_PROFILE=short.
 soak: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m tests.chaos._soak
 
