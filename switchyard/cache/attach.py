@@ -1,9 +1,10 @@
 """Putting a cache on a chat model (the factory's hook), and building any of the caches by name.
 
 ``attach_cache`` gives a model the platform's ``LayeredCache`` for its tenant and purpose, plus the
-callback that releases a stampede lock when the call fails. The mode is, first to last: the run's
-``configurable.cache``, the model config's ``cache`` key, ``SWITCHYARD_CACHE_MODE`` for the providers in
-``SWITCHYARD_CACHE_PROVIDERS``, else off. Without a Redis URL the model gets no cache at all.
+callback that releases a stampede lock when the call fails. The mode is, first to last: ``cache_mode``
+around the call, the run's ``configurable.cache``, the model config's ``cache`` key,
+``SWITCHYARD_CACHE_MODE`` for the providers in ``SWITCHYARD_CACHE_PROVIDERS``, else off. Without a Redis
+URL the model gets no cache at all.
 """
 
 from __future__ import annotations

@@ -8,8 +8,10 @@ temperature or another tenant never shares an entry.
 Redis layout (all under ``prefix``, default ``switchyard:cache``)::
 
     {prefix}:e:{namespace}:{model}:{hash}     exact entry (value: codec bytes), with a TTL
+    {prefix}:e:{namespace}:{model}:{hash}:{v} exact entry of a collection namespace, at collection version v
     {prefix}:lock:{namespace}:{model}:{hash}  stampede lock of that entry
     {prefix}:stats:{namespace}                hash of counters (hits, misses, latency, tokens, cost)
+    {prefix}:cv:{tenant}/{collection}         the collection's version (``versions``)
 
 ``namespace`` and ``model`` are percent-quoted, so they hold no ``:`` and no glob characters and
 invalidation can SCAN by pattern without a separate index (an index set would be evicted apart from
@@ -22,6 +24,7 @@ import hashlib
 import json
 import re
 from functools import lru_cache
+from typing import Any
 from urllib.parse import quote, unquote
 
 DEFAULT_TENANT = "default"
@@ -50,11 +53,8 @@ def q(part: str) -> str:
 
 
 def digest(*parts: str) -> str:
-    h = hashlib.blake2b(digest_size=16)
-    for part in parts:
-        h.update(part.encode())
-        h.update(b"\x00")
-    return h.hexdigest()
+    """BLAKE2b-128 of the parts, each followed by a NUL (one ``encode`` and one ``update``: on the hit path)."""
+    return hashlib.blake2b("\x00".join((*parts, "")).encode(), digest_size=16).hexdigest()
 
 
 @lru_cache(maxsize=256)  # llm_strings repeat (one per model and tool set): parse each once
@@ -81,8 +81,54 @@ def is_sampled(llm_string: str) -> bool:
     return False
 
 
+def collection_scope(namespace: str) -> tuple[str, str] | None:
+    """``(tenant, collection)`` of a ``tenant/purpose/collection`` namespace, else ``None``."""
+    parts = namespace.split("/")
+    return (parts[0], parts[2]) if len(parts) >= 3 and parts[2] else None
+
+
+def version_key(prefix: str, tenant: str, collection: str) -> str:
+    return f"{prefix}:cv:{q(tenant)}/{q(collection)}"
+
+
+def versioned(key: str, version: str) -> str:
+    """The entry key at a collection version (``versions.GET_AT_VERSION`` builds the same in Lua)."""
+    return f"{key}:{version}"
+
+
 def exact_key(prefix: str, namespace: str, prompt: str, llm_string: str) -> str:
     return f"{prefix}:e:{q(namespace)}:{q(model_name(llm_string))}:{digest(namespace, llm_string, prompt)}"
+
+
+class ExactKeys:
+    """``exact_key`` and ``is_sampled`` for one prefix and namespace, on the hit path: what depends only
+    on the model string (the key's head, the hash state after namespace and model string, sampling) is
+    worked out once per model string, so a lookup hashes just the prompt."""
+
+    def __init__(self, prefix: str, namespace: str):
+        self.prefix = prefix
+        self.namespace = namespace
+        self._heads: dict[str, tuple[str, Any, bool]] = {}
+
+    def _head(self, llm_string: str) -> tuple[str, Any, bool]:
+        head = self._heads.get(llm_string)
+        if head is None:
+            if len(self._heads) >= 256:  # model strings repeat (one per model and tool set): rarely reached
+                self._heads.clear()
+            state = hashlib.blake2b(f"{self.namespace}\x00{llm_string}\x00".encode(), digest_size=16)
+            head = self._heads[llm_string] = (
+                f"{self.prefix}:e:{q(self.namespace)}:{q(model_name(llm_string))}:", state, is_sampled(llm_string))
+        return head
+
+    def key(self, prompt: str, llm_string: str) -> str:
+        """Equal to ``exact_key(prefix, namespace, prompt, llm_string)``."""
+        text, state, _ = self._head(llm_string)
+        h = state.copy()
+        h.update(f"{prompt}\x00".encode())
+        return text + h.hexdigest()
+
+    def sampled(self, llm_string: str) -> bool:
+        return self._head(llm_string)[2]
 
 
 def lock_key(entry_key: str) -> str:

@@ -5,8 +5,9 @@ This is the cache the chat-model factory puts on the agent pool's models (``cach
 narrow or switch it off with ``config["configurable"]["cache"]`` = ``false`` | ``"exact"`` |
 ``"semantic"``: LangChain gives a cache no config, but a model call runs inside its runnable config's
 context (``var_child_runnable_config``: a graph node, a chain step), so ``lookup`` reads it there. A bare
-``model.invoke(..., config)`` outside any runnable sets no such context: name the mode in the model's
-config instead.
+``model.invoke(..., config)`` outside any runnable sets no such context (``BaseChatModel.invoke`` passes
+only callbacks, tags and metadata on, never ``configurable``): wrap the call in ``cache_mode(...)``, or
+name the mode in the model's config.
 
 A hit's message carries ``response_metadata["switchyard_cache"] = {"layer", "namespace", "distance",
 "saved"}``, zero token usage (the call spent none; ``saved`` is what it would have cost), not the
@@ -20,6 +21,9 @@ import asyncio
 import fnmatch
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from langchain_core.caches import RETURN_VAL_TYPE, BaseCache
@@ -30,7 +34,7 @@ from switchyard.cache.codec import MARKER
 from switchyard.cache.config import CacheSettings, Mode, get_cache_settings
 from switchyard.cache.lock import ReleaseOnError, StampedeLocks, pending_key
 from switchyard.cache.lru import LocalLRU
-from switchyard.cache.metrics import STATS, price_of
+from switchyard.cache.metrics import STATS
 from switchyard.cache.redis_exact import RedisExactCache
 from switchyard.cache.semantic import SemanticCache
 
@@ -48,8 +52,28 @@ def shared_lru(size: int, ttl_s: float) -> LocalLRU:
     return lru
 
 
+# The mode ``cache_mode`` set for the calls made inside it (a direct model call has no runnable config).
+_call_mode: ContextVar[Mode | None] = ContextVar("switchyard_cache_mode", default=None)
+
+
+@contextmanager
+def cache_mode(mode: Any) -> Iterator[None]:
+    """Per-call cache control for calls LangChain gives no runnable config: ``with cache_mode(False):
+    model.invoke(...)``. Takes the values of ``configurable.cache`` (``False``, ``"exact"``,
+    ``"semantic"``; ``True``/``None``: no override) and wins over it; threads started with the context
+    copied (``asyncio.to_thread``, LangChain's executors) and asyncio tasks see it too."""
+    token = _call_mode.set(parse_mode(mode))
+    try:
+        yield
+    finally:
+        _call_mode.reset(token)
+
+
 def run_mode() -> Mode | None:
-    """The mode the current run's config asks for (``configurable.cache``), or ``None``."""
+    """The mode this call asks for: ``cache_mode``'s, else the runnable config's ``configurable.cache``."""
+    mode = _call_mode.get()
+    if mode is not None:
+        return mode
     config = var_child_runnable_config.get()
     if not config:
         return None
@@ -89,12 +113,15 @@ class LayeredCache(BaseCache):
         self.error_handler = ReleaseOnError(self._release)
         self.prefix = s.prefix
         self._where = (s.redis_url, s.prefix)  # where this cache's stats go
+        # A collection namespace (RAG answers) keys entries on the collection's version (``versions``).
+        self.scope = keys.collection_scope(namespace)
+        self._keys = keys.ExactKeys(s.prefix, namespace)
 
     def effective_mode(self) -> Mode:
         return run_mode() or self.mode
 
     def key(self, prompt: str, llm_string: str) -> str:
-        return keys.exact_key(self.prefix, self.namespace, prompt, llm_string)
+        return self._keys.key(prompt, llm_string)
 
     # --- lookup --------------------------------------------------------------------------------------
     def lookup(self, prompt: str, llm_string: str) -> RETURN_VAL_TYPE | None:
@@ -111,11 +138,17 @@ class LayeredCache(BaseCache):
         return value
 
     def _lookup(self, prompt: str, llm_string: str, mode: Mode) -> tuple[RETURN_VAL_TYPE | None, str | None]:
-        if mode == "off" or (keys.is_sampled(llm_string) and not self.cache_sampled):
+        if mode == "off" or (not self.cache_sampled and self._keys.sampled(llm_string)):
             return None, None
         started = time.perf_counter()
         key = self.key(prompt, llm_string)
-        layer, value, distance = self._find(prompt, llm_string, key, mode)
+        if self.scope is None:
+            layer, value, distance = self._find(prompt, llm_string, key, mode)
+        else:
+            key, layer, value, distance = self._find_at_version(prompt, llm_string, key, mode)
+            if key is None:  # the collection's version is unknown (no Redis): a miss, nothing to lock
+                STATS.miss(self._where, self.namespace)
+                return None, None
         pending = None
         if value is None and self.locks is not None and self.redis.available():
             try:
@@ -124,7 +157,7 @@ class LayeredCache(BaseCache):
                 self.redis.mark_failed(exc)
                 value, took = None, False
             layer, pending = ("redis", None) if value is not None else (None, key if took else None)
-            if value is not None and self.lru is not None:
+            if value is not None and self.lru is not None and self.scope is None:
                 self.lru.put(key, value)
         if value is None:
             STATS.miss(self._where, self.namespace)
@@ -134,9 +167,8 @@ class LayeredCache(BaseCache):
         if distance is not None:
             mark["distance"] = round(distance, 4)
         generations = codec.decode(value, mark)
-        saved = mark["saved"]
-        STATS.hit(self._where, self.namespace, layer, time.perf_counter() - started, saved["total_tokens"],
-                  price_of(keys.model_name(llm_string), saved) if saved["total_tokens"] else 0.0)
+        STATS.hit(self._where, self.namespace, layer, time.perf_counter() - started, mark["saved"],
+                  keys.model_name(llm_string))
         return generations, None
 
     def _find(self, prompt: str, llm_string: str, key: str, mode: Mode) -> tuple[str, bytes | None, float | None]:
@@ -157,6 +189,23 @@ class LayeredCache(BaseCache):
                 return "semantic", value, distance
         return "", None, None
 
+    def _find_at_version(self, prompt: str, llm_string: str, key: str,
+                         mode: Mode) -> tuple[str | None, str, bytes | None, float | None]:
+        """A collection namespace: Redis (version and entry in one round trip), then pgvector at that
+        version; no LRU (it cannot see another process move the version). Returns the versioned key."""
+        version, value = self.redis.get_at_version(key) if self.redis is not None else (None, None)
+        if version is None:
+            return None, "", None, None
+        key = keys.versioned(key, version)
+        if value is not None:
+            return key, "redis", value, None
+        if mode == "semantic" and self.semantic is not None:
+            found = self.semantic.search(prompt, llm_string, version=version)
+            if found is not None:
+                self.redis.put_raw(key, found[0])
+                return key, "semantic", found[0], found[1]
+        return key, "", None, None
+
     # --- update --------------------------------------------------------------------------------------
     def update(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:
         self._update(prompt, llm_string, return_val, self.effective_mode())
@@ -165,24 +214,29 @@ class LayeredCache(BaseCache):
         await asyncio.to_thread(self._update, prompt, llm_string, return_val, self.effective_mode())
 
     def _update(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE, mode: Mode) -> None:
-        key = self.key(prompt, llm_string)
+        key: str | None = self.key(prompt, llm_string)
+        version = None
+        if self.scope is not None:  # stored at the version its lookup missed at (see versions)
+            version = self.redis.version_for_update(key) if self.redis is not None else None
+            key = keys.versioned(key, version) if version is not None else None
         try:
-            if mode == "off" or (keys.is_sampled(llm_string) and not self.cache_sampled):
+            if key is None or mode == "off" or (not self.cache_sampled and self._keys.sampled(llm_string)):
                 return
             if any(MARKER in (getattr(getattr(g, "message", None), "response_metadata", None) or {})
                    for g in return_val):
                 return  # a hit LangChain hands back to us: stored already
             value = codec.encode(return_val, self.redis.compress_min_bytes if self.redis else 1024)
-            if self.lru is not None:
+            if self.lru is not None and self.scope is None:
                 self.lru.put(key, value)
             if self.redis is not None:
                 self.redis.put_raw(key, value)
             if mode == "semantic" and self.semantic is not None:
-                self.semantic.put_raw(prompt, llm_string, value)
+                self.semantic.put_raw(prompt, llm_string, value, version=version)
         finally:
-            self._release(key)
-            if pending_key.get() == key:
-                pending_key.set(None)
+            if key is not None:
+                self._release(key)
+                if pending_key.get() == key:
+                    pending_key.set(None)
 
     def _release(self, key: str) -> None:
         if self.locks is not None:
@@ -222,7 +276,3 @@ def invalidate(*, namespace: str | None = None, model: str | None = None, collec
         log.warning("cache invalidation: Postgres: %s: %s", type(exc).__name__, exc)
     return counts
 
-
-def invalidate_collection(tenant: str, collection: str) -> dict[str, int]:
-    """Drop every answer cached against a collection of a tenant (call after re-indexing it)."""
-    return invalidate(namespace=tenant, collection=collection)

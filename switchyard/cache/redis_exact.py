@@ -1,7 +1,9 @@
 """The Redis exact cache: a LangChain ``BaseCache`` on plain Redis (GET/SET with a TTL, no modules).
 
 One key per entry (see ``keys``), so Redis's own ``allkeys-lru``/``allkeys-lfu`` eviction works on
-entries one by one. A hit is one ``GET`` (``GETEX`` when the TTL slides on read) and a decode.
+entries one by one. A hit is one round trip (``GET``; ``GETEX`` when the TTL slides on read; for a
+collection namespace one script that reads the collection's version and the entry, see ``versions``)
+and a decode.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from typing import Any
 
 from langchain_core.caches import RETURN_VAL_TYPE, BaseCache
 
-from switchyard.cache import codec, keys
+from switchyard.cache import codec, keys, versions
 from switchyard.cache.backends import REDIS_ERRORS, Breaker, cache_redis, cache_redis_async
 from switchyard.cache.config import CacheSettings, get_cache_settings
 
@@ -41,16 +43,22 @@ class RedisExactCache(BaseCache):
         self.compress_min_bytes = s.compress_min_bytes
         self.cache_sampled = s.cache_sampled if cache_sampled is None else cache_sampled
         self._breaker = _breaker_for(self.url)
+        self._keys = keys.ExactKeys(self.prefix, namespace)
+        # A collection namespace keys its entries on the collection's version (``versions``).
+        self.scope = keys.collection_scope(namespace)
+        # Entry key -> the version its lookup missed at: the answer that follows is stored at that version
+        # even if the collection changes during the model call (it was built from the old documents).
+        self._missed_at: dict[str, str] = {}
 
     @property
     def client(self) -> Any:
         return cache_redis(self.url)
 
     def key(self, prompt: str, llm_string: str) -> str:
-        return keys.exact_key(self.prefix, self.namespace, prompt, llm_string)
+        return self._keys.key(prompt, llm_string)
 
     def cacheable(self, llm_string: str) -> bool:
-        return self.cache_sampled or not keys.is_sampled(llm_string)
+        return self.cache_sampled or not self._keys.sampled(llm_string)
 
     # --- raw bytes (the layered cache and the stampede lock use these) ---------------------------------
     def get_raw(self, key: str) -> bytes | None:
@@ -63,6 +71,34 @@ class RedisExactCache(BaseCache):
             return None
         self._breaker.succeeded()
         return value
+
+    def get_at_version(self, key: str) -> tuple[str | None, bytes | None]:
+        """``(version, value)`` for a collection namespace; ``(None, None)`` when Redis is unavailable."""
+        if not self._breaker.available():
+            return None, None
+        try:
+            version, value = versions.get_at_version(self.client, self.prefix, self.scope, key,
+                                                     self.ttl_s if self.sliding else None)
+        except REDIS_ERRORS as exc:
+            self._breaker.failed(exc)
+            return None, None
+        self._breaker.succeeded()
+        if value is None:
+            if len(self._missed_at) > 4096:  # lookups whose update never came (errors): forget them
+                self._missed_at.clear()
+            self._missed_at[key] = version
+        return version, value
+
+    def version_for_update(self, key: str) -> str | None:
+        """The version to store an answer to ``key`` at: the one its lookup missed at, else the current."""
+        version = self._missed_at.pop(key, None)
+        if version is not None or not self._breaker.available():
+            return version
+        try:
+            return versions.current(self.client, self.prefix, self.scope)
+        except REDIS_ERRORS as exc:
+            self._breaker.failed(exc)
+            return None
 
     def put_raw(self, key: str, value: bytes) -> None:
         if not self._breaker.available():
@@ -82,18 +118,28 @@ class RedisExactCache(BaseCache):
     def lookup(self, prompt: str, llm_string: str) -> RETURN_VAL_TYPE | None:
         if not self.cacheable(llm_string):
             return None
-        value = self.get_raw(self.key(prompt, llm_string))
+        key = self.key(prompt, llm_string)
+        value = self.get_raw(key) if self.scope is None else self.get_at_version(key)[1]
         return codec.decode(value) if value is not None else None
 
     def update(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:
-        if self.cacheable(llm_string):
-            self.put_raw(self.key(prompt, llm_string), codec.encode(return_val, self.compress_min_bytes))
+        if not self.cacheable(llm_string):
+            return
+        key = self.key(prompt, llm_string)
+        if self.scope is not None:
+            version = self.version_for_update(key)
+            if version is None:
+                return  # the collection's version is unknown: storing could serve a stale answer later
+            key = keys.versioned(key, version)
+        self.put_raw(key, codec.encode(return_val, self.compress_min_bytes))
 
     def clear(self, **kwargs: Any) -> None:
         """Drop this namespace's entries (``model=`` narrows to one model)."""
         invalidate(self.client, self.prefix, namespace=self.namespace, model=kwargs.get("model"))
 
     async def alookup(self, prompt: str, llm_string: str) -> RETURN_VAL_TYPE | None:
+        if self.scope is not None:  # the version script runs on the sync client (BaseCache's default)
+            return await super().alookup(prompt, llm_string)
         if not self.cacheable(llm_string) or not self._breaker.available():
             return None
         key = self.key(prompt, llm_string)
@@ -106,6 +152,8 @@ class RedisExactCache(BaseCache):
         return codec.decode(value) if value is not None else None
 
     async def aupdate(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:
+        if self.scope is not None:
+            return await super().aupdate(prompt, llm_string, return_val)
         if not self.cacheable(llm_string) or not self._breaker.available():
             return
         try:

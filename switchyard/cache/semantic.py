@@ -16,7 +16,7 @@ import psycopg
 from cachetools import LRUCache
 from langchain_core.caches import RETURN_VAL_TYPE, BaseCache
 
-from switchyard.cache import codec, guards, keys
+from switchyard.cache import codec, guards, keys, versions
 from switchyard.cache.backends import Breaker
 from switchyard.cache.config import CacheSettings, get_cache_settings
 
@@ -68,6 +68,8 @@ class SemanticCache(BaseCache):
         # The vector a miss computed, for the update that follows it (one embedding per call).
         self._vectors: LRUCache[str, Any] = LRUCache(maxsize=256)
         self._lock = threading.Lock()
+        self.scope = keys.collection_scope(namespace)  # a collection namespace: rows keyed on its version
+        self.prefix = s.prefix
 
     @property
     def embedder(self) -> Any:
@@ -88,15 +90,33 @@ class SemanticCache(BaseCache):
     def cacheable(self, llm_string: str) -> bool:
         return self.cache_sampled or not keys.is_sampled(llm_string)
 
-    def search(self, prompt: str, llm_string: str) -> tuple[bytes, float] | None:
+    def llm_key(self, llm_string: str, version: str | None) -> str | None:
+        """The model string's digest; in a collection namespace also the collection's version (given, or
+        read from the cache Redis), so rows made against an older version never match. ``None`` when the
+        version cannot be read: a miss, nothing stored."""
+        if self.scope is None:
+            return keys.digest(llm_string)
+        if version is None:
+            from switchyard.cache.backends import REDIS_ERRORS, cache_redis
+
+            try:
+                version = versions.current(cache_redis(), self.prefix, self.scope)
+            except REDIS_ERRORS:
+                return None
+        return keys.digest(llm_string, f"collection-version={version}")
+
+    def search(self, prompt: str, llm_string: str, version: str | None = None) -> tuple[bytes, float] | None:
         """The stored value of the nearest guard-compatible prompt within the threshold, and its distance."""
         if not self.cacheable(llm_string) or not _breaker.available():
+            return None
+        llm_key = self.llm_key(llm_string, version)
+        if llm_key is None:
             return None
         text = keys.prompt_text(prompt)
         vector = self.embed(text)
         wanted = guards.signature(text)
         sql = SEARCH_SQL.format(dim=int(vector.shape[0]))
-        params = {"v": vector, "ns": self.namespace, "lk": keys.digest(llm_string), "k": CANDIDATES}
+        params = {"v": vector, "ns": self.namespace, "lk": llm_key, "k": CANDIDATES}
         try:
             with _connection() as conn, conn.transaction():
                 # Filtered HNSW scans keep walking the graph until enough rows pass the WHERE clause
@@ -114,13 +134,16 @@ class SemanticCache(BaseCache):
                 return bytes(row["value"]), float(row["distance"])
         return None
 
-    def put_raw(self, prompt: str, llm_string: str, value: bytes) -> None:
+    def put_raw(self, prompt: str, llm_string: str, value: bytes, version: str | None = None) -> None:
         if not self.cacheable(llm_string) or not _breaker.available():
+            return
+        llm_key = self.llm_key(llm_string, version)
+        if llm_key is None:
             return
         from psycopg.types.json import Jsonb
 
         text = keys.prompt_text(prompt)
-        params = {"ns": self.namespace, "model": keys.model_name(llm_string), "lk": keys.digest(llm_string),
+        params = {"ns": self.namespace, "model": keys.model_name(llm_string), "lk": llm_key,
                   "pk": keys.digest(text), "prompt": text, "guard": Jsonb(guards.signature(text).to_json()),
                   "em": self.embedder.name, "v": self.embed(text), "value": value, "ttl": float(self.ttl_s)}
         try:

@@ -132,7 +132,8 @@ def get_chat_model(name_or_config: str | dict[str, Any] | None = None, *, tenant
 
 def _with_cache(model: Any, spec: dict[str, Any], tenant: str | None) -> Any:
     """The LLM cache (``switchyard.cache``, docs/cache.md), scoped to the tenant; ``cache`` in the model's
-    config or the run's ``configurable.cache`` picks ``false``/``"exact"``/``"semantic"``."""
+    config, the run's ``configurable.cache`` or ``cache_mode(...)`` around a direct call picks
+    ``false``/``"exact"``/``"semantic"``."""
     try:
         from switchyard.cache import attach_cache
     except ImportError:  # the `cache` extra is not installed

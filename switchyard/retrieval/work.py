@@ -4,12 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
+from switchyard.cache.versions import collection_changed  # answers cached against a changed collection miss
 from switchyard.context import JobContext
 from switchyard.retrieval.schemas import DeleteParams, IngestParams, IngestPartParams
 
 
 def ingest_job(params: IngestParams, ctx: JobContext) -> dict[str, Any]:
-    """``switchyard.index.ingest``: re-index first when asked, then ingest the message's documents."""
+    """``switchyard.index.ingest``; a collection it changed gets a new LLM-cache version."""
+    result = _ingest(params, ctx)
+    if (params.reindex and params.model) or result["chunks_embedded"] or result["chunks_deleted"]:
+        collection_changed(ctx.tenant, params.collection)
+    return result
+
+
+def _ingest(params: IngestParams, ctx: JobContext) -> dict[str, Any]:
+    """Re-index first when asked, then ingest the message's documents."""
     from switchyard.retrieval import parts
 
     if params.reindex and params.model:
@@ -37,5 +46,8 @@ def delete_job(params: DeleteParams, ctx: JobContext) -> dict[str, Any]:
     from switchyard.retrieval import delete_documents
 
     ctx.raise_if_stopped()
-    return delete_documents(params.collection, tenant=ctx.tenant, ids=params.ids, sources=params.sources,
-                            filter=params.filter)
+    result = delete_documents(params.collection, tenant=ctx.tenant, ids=params.ids, sources=params.sources,
+                              filter=params.filter)
+    if result["documents"]:
+        collection_changed(ctx.tenant, params.collection)
+    return result

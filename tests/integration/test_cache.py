@@ -256,6 +256,153 @@ def test_layered_semantic_hit_fills_the_exact_layers(stack, settings):
     assert model.calls() == 3
 
 
+# --- collection versions: RAG answers never outlive a change to their collection -----------------------
+
+class PassageModel(CountingChatModel):
+    """Answers from the passages in its system message (as a RAG model would), counting its calls."""
+
+    def _generate(self, messages, stop=None, run_manager=None, **kwargs):
+        result = super()._generate(messages, stop, run_manager, **kwargs)
+        text = f"{result.generations[0].message.content} | from: {messages[0].content}"
+        result.generations[0].message.content = text
+        return result
+
+
+def rag_namespace() -> tuple[str, str, str]:
+    tenant, collection = f"tenant-{uuid.uuid4().hex[:6]}", f"handbook-{uuid.uuid4().hex[:6]}"
+    return tenant, collection, keys.namespace_for(tenant, "rag", collection)
+
+
+def test_a_collection_change_makes_its_cached_answers_miss(stack, settings):
+    from langchain_core.messages import HumanMessage, SystemMessage
+
+    from switchyard.cache import versions
+
+    tenant, collection, namespace = rag_namespace()
+    cache = LayeredCache(namespace, mode="semantic", settings=settings)
+    model = counting(stack, cache=cache, callbacks=[cache.error_handler])
+    prompt = [SystemMessage("[1] Each token may send 600 requests per minute."),
+              HumanMessage("How many requests per minute may a token send?")]
+    model.invoke(prompt)
+    assert MARKER in model.invoke(prompt).response_metadata and model.calls() == 1
+    client = redis.Redis.from_url(stack.redis_url)
+    # The version alone (no purge): the identical call misses in Redis and in pgvector.
+    versions.bump(client, PREFIX, tenant, collection)
+    assert MARKER not in model.invoke(prompt).response_metadata and model.calls() == 2
+    assert model.invoke(prompt).response_metadata[MARKER]["layer"] == "redis"  # cached at the new version
+    # An answer whose lookup missed before a change is stored at the old version: it was built from the
+    # old documents, so the change must not make it servable.
+    question = [prompt[0], HumanMessage("What happens above the limit?")]
+    assert cache.lookup(*_lc_args(model, question)) is None
+    versions.bump(client, PREFIX, tenant, collection)
+    cache.update(*_lc_args(model, question), [Generation(text="built from the old passages")])
+    assert cache.lookup(*_lc_args(model, question)) is None
+    # A standalone cache in the same namespace keys on the version too (and misses without Redis's word).
+    alone = RedisExactCache(namespace, settings=settings)
+    alone.update("p", "llm", [Generation(text="x")])
+    assert alone.lookup("p", "llm") == [Generation(text="x")]
+    versions.bump(client, PREFIX, tenant, collection)
+    assert alone.lookup("p", "llm") is None
+
+
+def _lc_args(model, messages) -> tuple[str, str]:
+    """The (prompt, llm_string) LangChain hands a cache for this call."""
+    from langchain_core.load import dumps
+
+    return dumps(messages), model._get_llm_string()
+
+
+@pytest.fixture(scope="module")
+def index_worker_for_cache(stack, start_worker):
+    # The worker moves versions and purges entries under this module's key prefix.
+    handle = start_worker("index", concurrency=1, env={"SWITCHYARD_CACHE_PREFIX": PREFIX})
+    yield handle
+    handle.terminate()
+
+
+def test_reindexed_document_is_never_answered_from_the_cache(stack, settings, index_worker_for_cache):
+    """End to end: a RAG answer cached; the index worker re-ingests a changed document; the identical
+    call misses (its entry was keyed on the old version, and purged) and the question gets the new answer."""
+    from langchain_core.messages import HumanMessage, SystemMessage
+
+    from switchyard import client
+    from switchyard.retrieval.langchain import SwitchyardRetriever
+
+    tenant, collection, namespace = rag_namespace()
+
+    def ingest(kind: str, params: dict) -> dict:
+        job = client.wait(client.enqueue(kind, {"collection": collection, **params}, tenant=tenant).id, 120)
+        assert job.status.value == "succeeded", job.error
+        return job.result
+
+    limits = "Rate limits. Each API token may send {n} requests per minute; above that the API answers 429."
+    ingest("index.ingest", {"documents": [{"id": "limits", "text": limits.format(n=600)},
+                                          {"id": "export", "text": "Notebooks export to PDF from the File menu."}]})
+    cache = LayeredCache(namespace, mode="semantic", settings=settings)
+    model = PassageModel(redis_url=stack.redis_url, counter_key=f"{PREFIX}:calls:{uuid.uuid4().hex}",
+                         cache=cache, callbacks=[cache.error_handler])
+    retriever = SwitchyardRetriever(collection=collection, tenant=tenant, k=1)
+    question = "How many requests per minute may an API token send?"
+
+    def prompt() -> list:
+        passages = "\n".join(f"[{i}] {d.page_content}" for i, d in enumerate(retriever.invoke(question), 1))
+        return [SystemMessage(passages), HumanMessage(question)]
+
+    before = prompt()
+    assert "600" in model.invoke(before).content
+    assert MARKER in model.invoke(prompt()).response_metadata and model.calls() == 1
+
+    changed = ingest("index.ingest", {"documents": [{"id": "limits", "text": limits.format(n=900)}]})
+    assert changed["chunks_embedded"] >= 1
+    stale = model.invoke(before)  # byte for byte the call that was cached
+    assert MARKER not in stale.response_metadata and model.calls() == 2
+    fresh = model.invoke(prompt())
+    assert "900" in fresh.content and "600" not in fresh.content and MARKER not in fresh.response_metadata
+    assert model.invoke(prompt()).response_metadata[MARKER]["layer"] == "redis"
+
+    unchanged = ingest("index.ingest", {"documents": [{"id": "limits", "text": limits.format(n=900)}]})
+    assert unchanged["chunks_embedded"] == 0  # nothing changed: the version stays, the entry is served
+    assert MARKER in model.invoke(prompt()).response_metadata
+
+    calls = model.calls()
+    assert ingest("index.delete", {"ids": ["export"]})["documents"] == 1
+    assert MARKER not in model.invoke(prompt()).response_metadata and model.calls() == calls + 1
+    # The purge: every entry left in the collection's namespace is at the current version.
+    rc = redis.Redis.from_url(stack.redis_url)
+    version = rc.get(keys.version_key(PREFIX, tenant, collection)).decode()
+    left = [k.decode() for k in rc.scan_iter(match=keys.pattern(PREFIX, namespace))]
+    assert left and all(k.endswith(f":{version}") for k in left)
+
+
+# --- per-call cache control without a runnable ---------------------------------------------------------
+
+def test_cache_mode_controls_a_direct_model_call(stack, settings):
+    import asyncio
+
+    from switchyard.cache import cache_mode
+
+    cache = LayeredCache(ns(), mode="exact", semantic=False, settings=settings)
+    model = counting(stack, cache=cache)
+    question = f"Which yard is busiest? {uuid.uuid4().hex[:6]}"
+    model.invoke(question)
+    with cache_mode(False):
+        assert MARKER not in model.invoke(question).response_metadata
+    assert model.calls() == 2 and MARKER in model.invoke(question).response_metadata
+
+    async def direct_async():
+        with cache_mode(False):
+            off = await model.ainvoke(question)
+        return off, await model.ainvoke(question)
+
+    off, on = asyncio.run(direct_async())
+    assert MARKER not in off.response_metadata and MARKER in on.response_metadata and model.calls() == 3
+    off_by_default = LayeredCache(ns(), mode="off", semantic=False, settings=settings)
+    model = counting(stack, cache=off_by_default)
+    with cache_mode("exact"):
+        model.invoke(question)
+        assert MARKER in model.invoke(question).response_metadata and model.calls() == 1
+
+
 # --- stampede, failures, outages -----------------------------------------------------------------------
 
 def test_eight_processes_make_one_model_call(stack):
