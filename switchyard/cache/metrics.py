@@ -1,8 +1,9 @@
 """Cache metrics: hits, misses, hit latency, tokens and estimated cost saved, per layer and namespace.
 
 LLM calls happen in worker processes, and the API that serves ``/metrics`` is another process, so the
-numbers live in Redis: each process sums them in memory (a hit must not pay a second round trip) and a
-daemon thread adds them to one hash per namespace every second (``HINCRBYFLOAT``). ``CacheCollector``
+numbers live in Redis: each process sums them in memory (a hit must not pay a second round trip, nor a
+price lookup: cost is computed at flush time) and a daemon thread adds them to one hash per namespace
+every second (``HINCRBYFLOAT``). ``CacheCollector``
 reads those hashes at scrape time; ``switchyard cache stats`` prints them.
 
 Fields of ``{prefix}:stats:{namespace}``: ``misses``, and per layer (``lru``, ``redis``, ``semantic``)
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
 import threading
 from collections import defaultdict
 from collections.abc import Iterable
@@ -29,41 +31,75 @@ FLUSH_INTERVAL_S = 1.0
 
 
 class Stats:
+    """In-memory sums, flushed to Redis by a daemon thread. A hit costs one dict update under a lock:
+    its cost saved is priced at flush time, once per model, not on the hit's path."""
+
     def __init__(self) -> None:
-        # (redis url or None for the configured one, key prefix, namespace, field) -> amount
-        self._pending: dict[tuple[str | None, str, str, str], float] = defaultdict(float)
+        # (redis url or None, key prefix, namespace, layer, model) -> [hits, seconds, input tokens,
+        # output tokens, total tokens]; (redis url or None, key prefix, namespace) -> misses
+        self._hits: dict[tuple[str | None, str, str, str, str], list[float]] = {}
+        self._misses: dict[tuple[str | None, str, str], int] = defaultdict(int)
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        # A forked child (prefork workers) inherits a dead flusher thread and the parent's unflushed sums
+        # (the parent flushes those): start clean, so the hit path's `_thread is None` test stays enough.
+        os.register_at_fork(after_in_child=self._after_fork)
 
-    def hit(self, where: tuple[str | None, str], namespace: str, layer: str, seconds: float, tokens: int,
-            cost_usd: float) -> None:
+    def _after_fork(self) -> None:
+        self._lock = threading.Lock()
+        self._thread = None
+        self._hits, self._misses = {}, defaultdict(int)
+
+    def hit(self, where: tuple[str | None, str], namespace: str, layer: str, seconds: float,
+            saved: dict[str, int], model: str) -> None:
+        key = (*where, namespace, layer, model)
         with self._lock:
-            self._pending[(*where, namespace, f"{layer}:hits")] += 1
-            self._pending[(*where, namespace, f"{layer}:hit_seconds")] += seconds
-            self._pending[(*where, namespace, f"{layer}:tokens_saved")] += tokens
-            self._pending[(*where, namespace, f"{layer}:cost_saved_usd")] += cost_usd
-        self._ensure_thread()
+            sums = self._hits.get(key)
+            if sums is None:
+                sums = self._hits[key] = [0, 0.0, 0, 0, 0]
+            sums[0] += 1
+            sums[1] += seconds
+            sums[2] += saved["input_tokens"]
+            sums[3] += saved["output_tokens"]
+            sums[4] += saved["total_tokens"]
+        if self._thread is None:
+            self._ensure_thread()
 
     def miss(self, where: tuple[str | None, str], namespace: str) -> None:
         with self._lock:
-            self._pending[(*where, namespace, "misses")] += 1
-        self._ensure_thread()
+            self._misses[(*where, namespace)] += 1
+        if self._thread is None:
+            self._ensure_thread()
 
     def _ensure_thread(self) -> None:
-        if self._thread is None or not self._thread.is_alive():
-            with self._lock:
-                if self._thread is None or not self._thread.is_alive():
-                    self._thread = threading.Thread(target=self._loop, name="llm-cache-stats", daemon=True)
-                    self._thread.start()
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._loop, name="llm-cache-stats", daemon=True)
+                self._thread.start()
 
     def _loop(self) -> None:
         event = threading.Event()
         while not event.wait(FLUSH_INTERVAL_S):
             self.flush()
 
-    def flush(self) -> None:
+    def pending(self) -> dict[tuple[str | None, str, str, str], float]:
+        """Take the sums since the last flush, as ``(url, prefix, namespace, field) -> amount``."""
         with self._lock:
-            pending, self._pending = self._pending, defaultdict(float)
+            hits, self._hits = self._hits, {}
+            misses, self._misses = self._misses, defaultdict(int)
+        out: dict[tuple[str | None, str, str, str], float] = defaultdict(float)
+        for (url, prefix, namespace), n in misses.items():
+            out[(url, prefix, namespace, "misses")] += n
+        for (url, prefix, namespace, layer, model), (n, seconds, tin, tout, total) in hits.items():
+            out[(url, prefix, namespace, f"{layer}:hits")] += n
+            out[(url, prefix, namespace, f"{layer}:hit_seconds")] += seconds
+            out[(url, prefix, namespace, f"{layer}:tokens_saved")] += total
+            out[(url, prefix, namespace, f"{layer}:cost_saved_usd")] += \
+                price_of(model, {"input_tokens": tin, "output_tokens": tout}) if total else 0.0
+        return out
+
+    def flush(self) -> None:
+        pending = self.pending()
         if not pending:
             return
         from switchyard.cache.backends import REDIS_ERRORS, cache_redis

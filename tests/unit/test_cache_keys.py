@@ -97,3 +97,60 @@ def test_lru_is_bounded_and_expires():
     time.sleep(0.02)
     assert lru.get("d") is None
     assert lru.clear(lambda k: k == "a") == 1 and lru.get("a") is None
+
+
+def test_exact_keys_memo_equals_exact_key():
+    made = keys.ExactKeys("p", "acme/agent")
+    for prompt, llm in [("hi", "model_name: 'a'"), ("hi", "model_name: 'b', temperature: 0.3"),
+                        (dumps([HumanMessage("ünïcode")]), "model_name: 'a'")]:
+        assert made.key(prompt, llm) == keys.exact_key("p", "acme/agent", prompt, llm)
+        assert made.sampled(llm) == keys.is_sampled(llm)
+
+
+def test_collection_namespaces_key_entries_on_the_version():
+    assert keys.collection_scope("acme/rag/handbook") == ("acme", "handbook")
+    assert keys.collection_scope("acme/agent") is None
+    entry = keys.versioned(keys.exact_key("p", "acme/rag/handbook", "q", "m"), "3f2a")
+    assert entry.endswith(":3f2a") and keys.namespace_of(entry) == "acme/rag/handbook"
+    # A collection's invalidation pattern still finds its versioned entries.
+    import fnmatch
+
+    assert fnmatch.fnmatchcase(entry, keys.pattern("p", "acme", collection="handbook"))
+    assert keys.version_key("p", "acme", "hand:book") == "p:cv:acme/hand%3Abook"
+
+
+def test_fast_construct_equals_model_construct():
+    """codec._Construct builds the same models as pydantic's model_construct (it mirrors its internals)."""
+    message = AIMessage("hi", id="x", usage_metadata={"input_tokens": 1, "output_tokens": 2, "total_tokens": 3},
+                        tool_calls=[{"name": "f", "args": {"a": 1}, "id": "c1"}], response_metadata={"m": 1})
+    data = message.model_dump()
+    assert codec._ai_message.fast and codec._chat_gen.fast
+    for values in (data, {"content": "partial", "id": "y"}):  # every field, and defaults filled in
+        fast, slow = codec._ai_message(dict(values)), AIMessage.model_construct(**dict(values))
+        assert fast == slow and repr(fast) == repr(slow)
+        assert fast.model_fields_set == slow.model_fields_set and fast.__pydantic_extra__ == slow.__pydantic_extra__
+    decoded = codec.decode(codec.encode([ChatGeneration(message=message)]))[0]
+    reference = ChatGeneration.model_construct(message=AIMessage.model_construct(**data), text="hi",
+                                               generation_info=None)
+    assert decoded == reference and repr(decoded) == repr(reference)
+    assert decoded.model_fields_set == reference.model_fields_set
+    assert decoded.message.tool_calls == message.tool_calls and decoded.text == "hi"
+    decoded.message.tool_calls.append({"name": "g", "args": {}, "id": "c2"})  # a caller's mutation stays its own
+    assert len(codec.decode(codec.encode([ChatGeneration(message=message)]))[0].message.tool_calls) == 1
+
+
+def test_hit_metrics_are_priced_at_flush_time(monkeypatch):
+    from switchyard.cache import metrics
+
+    monkeypatch.setattr(metrics, "price_of", lambda model, usage: usage["input_tokens"] * 1e-6 if model == "m" else 0)
+    stats = metrics.Stats()
+    saved = {"input_tokens": 100, "output_tokens": 5, "total_tokens": 105}
+    stats._thread = object()  # no flusher thread in a unit test
+    for _ in range(3):
+        stats.hit((None, "p"), "acme/agent", "redis", 0.001, saved, "m")
+    stats.miss((None, "p"), "acme/agent")
+    pending = stats.pending()
+    assert pending[(None, "p", "acme/agent", "redis:hits")] == 3
+    assert pending[(None, "p", "acme/agent", "redis:tokens_saved")] == 315
+    assert abs(pending[(None, "p", "acme/agent", "redis:cost_saved_usd")] - 300e-6) < 1e-12
+    assert pending[(None, "p", "acme/agent", "misses")] == 1 and stats.pending() == {}
