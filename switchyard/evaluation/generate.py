@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Any
 
 from switchyard.evaluation.resolve import tenant_adapter
@@ -67,21 +68,41 @@ def answerer(spec: GenerateSpec, tenant: str) -> Callable[[str, str | None], str
 
 def fill_predictions(items: list[Item], spec: GenerateSpec, tenant: str,
                      step: Callable[[int, int], None] | None = None) -> tuple[list[Item], dict[str, str]]:
-    """Items with ``prediction`` produced from ``prompt`` (else ``question``); ``{id: reason}`` for the others."""
+    """Items with ``prediction`` produced from ``prompt`` (else ``question``); ``{id: reason}`` for the others.
+
+    Up to ``spec.concurrency`` prompts are in flight at once: the local provider's server batches
+    concurrent requests into one ``generate`` (docs/finetune.md, serving), and remote providers answer
+    them in parallel. ``step`` runs in the calling thread, so a stop it raises ends the job there (the
+    prompts not yet started are cancelled)."""
     ask = answerer(spec, tenant)
-    out: list[Item] = []
+    out: list[Item] = list(items)
     failed: dict[str, str] = {}
-    for n, item in enumerate(items, 1):
-        prompt = item.prompt or item.question
-        if not prompt:
-            failed[item.id] = "generate: missing prompt (or question)"
-            out.append(item)
+
+    def answer(position: int) -> None:
+        item = items[position]
+        try:
+            out[position] = item.model_copy(update={"prediction": ask(item.prompt or item.question, item.system)})
+        except Exception as exc:  # one item's failure (a provider error) must not lose the others
+            failed[item.id] = f"generate: {type(exc).__name__}: {exc}"
+            out[position] = item.model_copy(update={"prediction": None})
+
+    todo = []
+    for position, item in enumerate(items):
+        if item.prompt or item.question:
+            todo.append(position)
         else:
-            try:
-                out.append(item.model_copy(update={"prediction": ask(prompt, item.system)}))
-            except Exception as exc:  # one item's failure (a provider error) must not lose the others
-                failed[item.id] = f"generate: {type(exc).__name__}: {exc}"
-                out.append(item.model_copy(update={"prediction": None}))
-        if step is not None:
-            step(n, len(items))
+            failed[item.id] = "generate: missing prompt (or question)"
+    done = len(items) - len(todo)
+    with ThreadPoolExecutor(max_workers=spec.concurrency, thread_name_prefix="eval-generate") as pool:
+        try:
+            for future in as_completed([pool.submit(answer, position) for position in todo]):
+                future.result()
+                done += 1
+                if step is not None:
+                    step(done, len(items))
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+    if step is not None and not todo:
+        step(done, len(items))
     return out, failed

@@ -76,6 +76,8 @@ class GenerateSpec(BaseModel):
     adapter: str | None = Field(default=None, description="a registered adapter of the job's tenant")
     graph: str | None = Field(default=None, description="a registered agent graph answering the prompt")
     max_tokens: int = Field(default=64, ge=1, le=4096)
+    concurrency: int = Field(default=8, ge=1, le=64, description="prompts in flight at once (the local "
+                                                                "provider batches them into one generate)")
 
     @model_validator(mode="after")
     def _one_source(self) -> GenerateSpec:

@@ -29,3 +29,29 @@ def test_output_budget_is_spelled_per_provider():
     assert model_config(GenerateSpec(model={"provider": "local", "base_model": "m"}, max_tokens=7),
                         "default")["max_new_tokens"] == 7
     assert model_config(GenerateSpec(model="openai:gpt-4o-mini", max_tokens=9), "default")["max_tokens"] == 9
+
+
+def test_prompts_are_in_flight_together_and_keep_their_order(monkeypatch):
+    """concurrency=4: four prompts meet at a barrier (one at a time, it would break after its timeout)."""
+    import threading
+
+    from switchyard.evaluation import generate
+
+    barrier = threading.Barrier(4, timeout=60)
+
+    def answerer(spec, tenant):
+        def ask(prompt, system):
+            barrier.wait()
+            if prompt == "p2":
+                raise RuntimeError("provider down")
+            return prompt.upper()
+        return ask
+
+    monkeypatch.setattr(generate, "answerer", answerer)
+    items = [Item(id=str(n), prompt=f"p{n}") for n in range(4)] + [Item(id="none")]
+    seen: list[int] = []
+    filled, failed = fill_predictions(items, GenerateSpec(model="scripted", concurrency=4), "default",
+                                      lambda done, total: seen.append(done))
+    assert [i.prediction for i in filled] == ["P0", "P1", None, "P3", None]
+    assert failed == {"none": "generate: missing prompt (or question)", "2": "generate: RuntimeError: provider down"}
+    assert seen == [2, 3, 4, 5]
