@@ -13,7 +13,7 @@ COMMENT ON COLUMN agent_runs.started_at IS 'when the run took its thread';
 COMMENT ON COLUMN agent_runs.finished_at IS 'when the run gave its thread back';
 
 -- The run as LangGraph Platform shows it. Its status is the ledger's, in LangGraph's words:
---   job queued/running   → "running" while the run holds its thread, else "pending" (waiting for it)
+--   job queued/running   → "running" once the run took its thread (started_at), else "pending"
 --   job succeeded        → the result's "success" or "interrupted" (paused for a human)
 --   job failed           → "rejected" (busy thread, strategy reject), "timeout" (a soft time limit), "error"
 --   job cancelled        → "rolled_back" (its writes were deleted) or "cancelled"
@@ -27,16 +27,14 @@ SELECT r.run_id, r.thread_id, r.graph, r.tenant, r.multitask_strategy, r.metadat
                                              WHEN 'SoftTimeLimitExceeded' THEN 'timeout'
                                              ELSE 'error' END
            WHEN j.status = 'cancelled' THEN CASE WHEN r.rolled_back_at IS NULL THEN 'cancelled' ELSE 'rolled_back' END
-           WHEN t.active_run = r.run_id THEN 'running'
+           WHEN r.started_at IS NOT NULL THEN 'running'  -- also while it resumes after a crash
            ELSE 'pending'
        END AS status,
        j.status AS job_status, j.result -> 'interrupts' AS interrupts, j.error,
        r.base_checkpoint_id, r.base_recorded, r.usage, r.cost_usd, r.ttft_ms,
        r.created_at, r.started_at, coalesce(r.finished_at, j.finished_at) AS finished_at, r.rolled_back_at,
        r.updated_at
-FROM agent_runs r
-LEFT JOIN jobs j ON j.id = r.run_id
-LEFT JOIN agent_threads t ON t.thread_id = r.thread_id;
+FROM agent_runs r LEFT JOIN jobs j ON j.id = r.run_id;
 REVOKE ALL ON agent_run_states FROM PUBLIC;  -- as every app table: nothing for the SQL tool's reader role
 
 -- The SQL tool's view, as in 0006, with the status from the ledger.

@@ -55,7 +55,8 @@ class JobHook:
 
     def on_requeue(self, params: BaseModel, ctx: JobContext, exc: BaseException) -> None:
         """The job stopped without ending (worker shutdown, lost lease, infrastructure retry): it runs
-        again, on this worker or another, and should find what it holds still held."""
+        again, on this worker or another, and should find what it holds still held. It may run after the
+        job is back in the queue: let go of what this process holds, never take anything."""
 
 
 _by_task: defaultdict[str, list[JobHook]] = defaultdict(list)
