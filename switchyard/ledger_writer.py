@@ -32,6 +32,7 @@ from typing import Any
 
 import psycopg
 import psycopg_pool
+from psycopg.pq import ExecStatus
 
 from switchyard._singleton import PerProcess
 from switchyard.config import get_settings
@@ -39,6 +40,7 @@ from switchyard.db import connection
 
 log = logging.getLogger("switchyard.ledger_writer")
 
+TUPLES_OK = ExecStatus.TUPLES_OK
 # Most writes in one transaction (a bigger backlog is committed in several).
 MAX_BATCH = 256
 # How long a deferred write waits for a waited commit to carry it before the background thread does.
@@ -54,7 +56,7 @@ _STATEMENT_FAULTS = (psycopg.errors.QueryCanceled,)
 class _Write:
     sql: str
     params: Sequence[Any] | dict[str, Any]
-    waited: bool
+    waited: bool  # a waited write returns its first row; a deferred one returns nothing
     queued_at: float = field(default_factory=time.monotonic)
     done: bool = False
     row: dict[str, Any] | None = None
@@ -202,7 +204,8 @@ class GroupCommit:
                         with contextlib.suppress(psycopg.Error):
                             conn.execute("ROLLBACK")  # the aborted block the failed statement left
                     raise
-        return [cur.fetchone() if cur.description else None for cur in cursors]
+        return [cur.fetchone() if w.waited and cur.pgresult.status == TUPLES_OK else None
+                for cur, w in zip(cursors, batch, strict=True)]
 
     # --- the background flusher of deferred writes ------------------------------------------------------
 

@@ -111,7 +111,7 @@ def test_a_deferred_event_copy_lands_without_a_waiter(stack):
 def test_a_deferred_copy_is_committed_by_the_background_thread(stack):
     job, _ = jobs.create(PING, {})
     writer = GroupCommit(linger_s=0.01)
-    writer.defer(events.PERSIST_MANY_SQL, ([job.id], [7], ["log"], ['{"x": 1}'], [1.0]))
+    writer.defer(events.persist_rows_sql(1), [job.id, 7, "log", '{"x": 1}', 1.0])
     _until(lambda: [(e.seq, e.data) for e in events._durable_events(job.id, 0)] == [(7, {"x": 1})])
     assert writer.stats.batches == 1
 
