@@ -81,6 +81,15 @@ def _flush_traces(**_: object) -> None:
     tracing.shutdown()  # a pool child may exit without running atexit handlers
 
 
+@worker_process_shutdown.connect
+def _flush_ledger_writes(**_: object) -> None:
+    from switchyard.ledger_writer import ledger_writer
+
+    # Deferred event copies (switchyard/ledger_writer.py) of a child that exits after its job (max tasks
+    # per child 1); atexit would not run. Left unflushed they would wait for the reaper's end repair.
+    ledger_writer().flush(5.0)
+
+
 @worker_ready.connect
 def _clear_shutdown_flag(sender: object = None, **_: object) -> None:
     from switchyard.redis_conn import get_redis
