@@ -102,10 +102,15 @@ def token_loss(model: Any, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor
     """(summed loss over completion tokens, correctly predicted completion tokens), as tensors.
 
     Labels are shifted (as transformers' own causal-LM loss does) rather than the logits, so the logits
-    are never copied; nothing here waits for the device.
+    are never copied; nothing here waits for the device. Logits are computed only where a completion
+    token is predicted (``logits_to_keep`` as a boolean mask): the vocabulary projection over the prompt
+    would be a fifth of a small model's training compute, and its float copy the largest tensor.
     """
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-    labels = F.pad(batch["labels"], (0, 1), value=IGNORE_INDEX)[:, 1:].reshape(-1)
+    shifted = F.pad(batch["labels"], (0, 1), value=IGNORE_INDEX)[:, 1:]
+    learned = shifted != IGNORE_INDEX
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                   logits_to_keep=learned).logits
+    labels = shifted[learned]
     flat = logits.reshape(-1, logits.size(-1))
     loss = F.cross_entropy(flat.float(), labels, ignore_index=IGNORE_INDEX, reduction="sum")
     with torch.no_grad():
