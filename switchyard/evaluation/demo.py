@@ -42,6 +42,27 @@ def _submit(api: str, params: dict[str, Any]) -> str:
     return response.json()["job_id"]
 
 
+def _print_answers(console: Any, job_ids: dict[str, str]) -> None:
+    """The demo's own reading of the stored predictions: exact answer, answer anywhere in the reply, the
+    right passage cited (``finetune.demo.score``), and the first few answers side by side."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from switchyard.evaluation import store
+    from switchyard.finetune.demo import score
+
+    items = {label: store.load_items(job_id) for label, job_id in job_ids.items()}
+    table = Table("held-out questions (api.md, security.md: never trained on)", "exact answer",
+                  "answer in reply", "cites the source")
+    for label, rows in items.items():
+        scores = [score(r["prediction"] or "", r["item"]["references"][0]) for r in rows]
+        table.add_row(label, *(f"{sum(s[k] for s in scores) / len(scores):.2f}" for k in scores[0]))
+    console.print(table)
+    for n, first in enumerate(items["adapter"][:3]):
+        answers = "".join(f"\n    {label}: {rows[n]['prediction']!r}" for label, rows in items.items())
+        console.print(escape(f"  {first['item']['prompt']}  expected {first['item']['references'][0]!r}{answers}"))
+
+
 def eval_step(stack: Any, console: Any) -> None:
     """Base vs. adapter on the held-out set: per-item scores stored, compared with intervals."""
     from rich.rule import Rule
@@ -69,10 +90,7 @@ def eval_step(stack: Any, console: Any) -> None:
     for job in finished:
         if job.status.value != "succeeded":
             raise RuntimeError(f"eval job {job.id} ended {job.status.value}: {job.error}")
-    from switchyard.evaluation import store
-
-    sample = store.load_items(tuned_id)[0]
-    console.print(f"  e.g. {sample['item']['prompt']!r} → adapter says {sample['prediction']!r}")
+    _print_answers(console, {"base model": base_id, "adapter": tuned_id})
     png = stack.state / "eval-demo" / "compare.png"
     report = compare_jobs(base_id, tuned_id, tenant="default", chart=png)
     table = Table("metric", "base", "adapter", "adapter − base", "95% interval", "p", title="switchyard eval compare")
