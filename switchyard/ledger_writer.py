@@ -234,5 +234,13 @@ def ledger_writer() -> GroupCommit:
 
 def _new_writer() -> GroupCommit:
     writer = GroupCommit()
-    atexit.register(writer.flush, 5.0)  # a producer or worker exiting normally leaves nothing queued
+    atexit.register(_flush_at_exit, writer)  # a producer or worker exiting normally leaves nothing queued
     return writer
+
+
+def _flush_at_exit(writer: GroupCommit) -> None:
+    try:
+        if not writer.flush(5.0):
+            log.warning("exiting with %d ledger writes not committed", writer.queued())
+    except Exception:  # the interpreter is going away; a lost `end` copy the reaper re-creates
+        log.exception("flushing ledger writes at exit failed")
