@@ -109,7 +109,7 @@ def ingest(params: IngestParams, ctx: JobContext) -> dict[str, Any]:
     pool runs several jobs at once (or an earlier delivery of this job split it), else in one piece."""
     from switchyard.retrieval.ingest import ingest_documents, open_collection
 
-    plan_ = plan(params)
+    plan_ = plan(params) if ctx.job_id != JobContext.detached().job_id else [[]]  # no ledger row, no parts
     earlier = _earlier_split(ctx.job_id) if ctx.attempt > 1 else None
     if len(plan_) < 2 and earlier is None:
         return ingest_documents(params.collection, params.documents, tenant=ctx.tenant, ctx=ctx,
@@ -187,6 +187,8 @@ def _drive(parts: list[Job], ctx: JobContext) -> list[Job]:
         ctx.raise_if_stopped()
         with connection() as conn:
             rows = conn.execute(sql.PARTS_STATE, (list(pending),)).fetchall()
+        if missing := set(pending) - {row["id"] for row in rows}:
+            raise PartFailed(f"parts {sorted(missing)} are gone from the ledger")
         claimable = []
         for row in rows:
             status = JobStatus(row["status"])
