@@ -331,7 +331,8 @@ def test_reindexed_document_is_never_answered_from_the_cache(stack, settings, in
     tenant, collection, namespace = rag_namespace()
 
     def ingest(kind: str, params: dict) -> dict:
-        job = client.wait(client.enqueue(kind, {"collection": collection, **params}, tenant=tenant).id, 120)
+        # 300 s: the first job loads the embedder in the worker's child, minutes on a loaded 2-core machine.
+        job = client.wait(client.enqueue(kind, {"collection": collection, **params}, tenant=tenant).id, 300)
         assert job.status.value == "succeeded", job.error
         return job.result
 
