@@ -20,7 +20,6 @@ from switchyard import dispatch, events, jobs, registry
 from switchyard.api.auth import current_tenant
 from switchyard.api.errors import ERROR_RESPONSES, APIError, field_errors
 from switchyard.api.errors import install as install  # create_app installs the error handlers via us
-from switchyard.api.sse import SSE_PING_S as SSE_PING_S  # also used by the LangGraph-compatible streams
 from switchyard.api.sse import EventStream
 from switchyard.errors import InvalidParamsError, UnknownTaskError
 from switchyard.jobs import Job, JobStatus

@@ -17,14 +17,15 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Header, Query, Response, status
 from pydantic import BaseModel, ConfigDict, Field
-from sse_starlette import EventSourceResponse, ServerSentEvent
+from sse_starlette import EventSourceResponse
 
 from switchyard import dispatch, events, jobs
 from switchyard.agents import threads
 from switchyard.agents.schemas import CommandParams, MultitaskStrategy, RunConfig, StreamMode
 from switchyard.api.auth import current_tenant
 from switchyard.api.errors import APIError
-from switchyard.api.jobs import SSE_PING_S, _event_stream
+from switchyard.api.jobs import _event_stream
+from switchyard.api.sse import EventStream
 from switchyard.errors import InvalidParamsError
 
 router = APIRouter(tags=["agents (LangGraph-compatible)"])
@@ -412,9 +413,10 @@ async def _langgraph_stream(job: jobs.Job, after_seq: int) -> AsyncIterator[dict
 
 
 def _sse(job: jobs.Job, after_seq: int = 0) -> EventSourceResponse:
-    return EventSourceResponse(_langgraph_stream(job, after_seq), ping=SSE_PING_S,
-                               ping_message_factory=lambda: ServerSentEvent(comment="keep-alive"),
-                               headers={"Content-Location": f"/threads/{job.params.get('thread_id')}/runs/{job.id}"})
+    """The run's stream, with the same send timeout as ``/jobs/{id}/events`` (a client that stops
+    reading is dropped and resumes with Last-Event-ID)."""
+    return EventStream(_langgraph_stream(job, after_seq),
+                       headers={"Content-Location": f"/threads/{job.params.get('thread_id')}/runs/{job.id}"})
 
 
 @router.post("/threads/{thread_id}/runs/stream", summary="Create a run and stream it (SSE)",

@@ -30,8 +30,9 @@ SSE_PING_S = 15.0
 class EventStream(EventSourceResponse):
     """An ``EventSourceResponse`` with keep-alive comments and a send timeout from the settings."""
 
-    def __init__(self, content: AsyncIterable[dict[str, str]], *, send_timeout: float | None = None) -> None:
-        super().__init__(content, ping=SSE_PING_S,
+    def __init__(self, content: AsyncIterable[dict[str, str]], *, send_timeout: float | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(content, ping=SSE_PING_S, headers=headers,
                          ping_message_factory=lambda: ServerSentEvent(comment="keep-alive"),
                          send_timeout=get_settings().sse_send_timeout_s if send_timeout is None else send_timeout)
 
