@@ -75,7 +75,7 @@ def bench_checkpointer(quick: bool) -> list[str]:
     from langgraph.checkpoint.memory import InMemorySaver
     from langgraph.checkpoint.postgres import PostgresSaver
 
-    from switchyard.agents.checkpoints import get_checkpointer
+    from switchyard.agents.checkpointer import get_checkpointer
     from switchyard.db import database_url
 
     steps, runs = 10, (10 if quick else 40)

@@ -167,7 +167,7 @@ def migrate(url: str | None = None) -> list[str]:
 
 
 # Modules whose @on_migrate hooks `switchyard migrate` runs after the SQL files (never at import).
-MIGRATION_HOOK_MODULES = ["switchyard.agents.checkpoints", "switchyard.agents.sql_tool"]
+MIGRATION_HOOK_MODULES = ["switchyard.agents.checkpointer", "switchyard.agents.sql_tool"]
 _post_migrate_hooks: list = []
 
 

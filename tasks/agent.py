@@ -25,6 +25,6 @@ hooks.register(ThreadHooks(), task="switchyard.agent.run")
 @app.task(name="switchyard.control.prune_checkpoints", ignore_result=True)
 def prune_checkpoints() -> int:
     """Prune LangGraph checkpoints of threads idle past ``SWITCHYARD_AGENT_CHECKPOINT_TTL_S`` (beat)."""
-    from switchyard.agents.checkpoints import prune_checkpoints as prune
+    from switchyard.agents.checkpointer import prune_checkpoints as prune
 
     return prune()

@@ -47,7 +47,7 @@ def load_graph(name: str, *, model: Any = None, tenant: str | None = None, check
     ``tenant`` is the run's: the retriever searches only its collections and a model it names must be its
     own adapter. ``None`` is the operator (CLI, drawing a graph): tenant ``default``, any adapter.
     """
-    from switchyard.agents.checkpoints import get_checkpointer
+    from switchyard.agents.checkpointer import get_checkpointer
     from switchyard.agents.graph_catalog import build_graph
     from switchyard.llm import get_chat_model
 
@@ -88,7 +88,7 @@ def _run_config(params: RunParams, ctx: JobContext, handler: Any) -> dict[str, A
 def execute_run(params: RunParams, ctx: JobContext) -> dict[str, Any]:
     """The task body of ``switchyard.agent.run``: returns ``{"status", "values", "usage", ...}``. The run
     holds its thread meanwhile (``ThreadHooks``)."""
-    from switchyard.agents.checkpoints import head_checkpoint_id
+    from switchyard.agents.checkpointer import head_checkpoint_id
     from switchyard.agents.streaming import StreamBridge, langgraph_modes, to_jsonable
     from switchyard.agents.token_events import RunCallbackHandler
 

@@ -237,7 +237,7 @@ def take(run_id: str, thread_id: str, graph: str, strategy: str, *, wait: Callab
     else:  # the job fails with ThreadBusyError: its run reads "rejected" (agent_run_states)
         raise ThreadBusyError(f"thread {thread_id} is busy with run {busy_with} (multitask_strategy=reject)")
     if strategy == "rollback" and displaced:
-        from switchyard.agents.checkpoints import delete_after
+        from switchyard.agents.checkpointer import delete_after
 
         base = (get_run(displaced) or {}).get("base_checkpoint_id")
         delete_after(thread_id, base)

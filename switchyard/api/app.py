@@ -18,7 +18,7 @@ log = logging.getLogger("switchyard.api")
 ROUTERS = [
     "switchyard.api.health",
     "switchyard.api.jobs",
-    "switchyard.api.hooks",
+    "switchyard.api.webhooks",
     "switchyard.api.collections",
     "switchyard.api.openai_files",
     "switchyard.api.openai_finetune",

@@ -138,7 +138,7 @@ def get_thread(thread_id: str, tenant: Tenant) -> dict[str, Any]:
 
 @router.delete("/threads/{thread_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Delete a thread")
 def delete_thread(thread_id: str, tenant: Tenant) -> Response:
-    from switchyard.agents.checkpoints import get_checkpointer
+    from switchyard.agents.checkpointer import get_checkpointer
 
     _tenant_thread(thread_id, tenant)
     get_checkpointer().delete_thread(thread_id)
@@ -147,7 +147,7 @@ def delete_thread(thread_id: str, tenant: Tenant) -> Response:
 
 
 def _graph_for(row: dict[str, Any]) -> Any:
-    from switchyard.agents.checkpoints import get_checkpointer
+    from switchyard.agents.checkpointer import get_checkpointer
     from switchyard.agents.graph_catalog import build_graph
 
     # Reading state runs no node: no model or retriever needed.
@@ -369,7 +369,7 @@ def cancel_run(thread_id: str, run_id: str, tenant: Tenant, wait: bool = False,
         for _event in events.subscribe(job.id, timeout=WAIT_TIMEOUT_S):
             pass
     if action == "rollback":
-        from switchyard.agents.checkpoints import delete_after
+        from switchyard.agents.checkpointer import delete_after
 
         run = threads.get_run(run_id) or {}
         if run.get("base_recorded") and jobs.get(job.id).status is jobs.JobStatus.CANCELLED:

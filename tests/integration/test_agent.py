@@ -298,7 +298,7 @@ def test_cancel_while_enqueued_behind_another_run(agent_worker):
 
 
 def test_old_checkpoints_are_pruned_by_ttl(agent_worker):
-    from switchyard.agents.checkpoints import get_checkpointer, prune_checkpoints
+    from switchyard.agents.checkpointer import get_checkpointer, prune_checkpoints
     from switchyard.agents.threads import get_thread
     from switchyard.db import connection
 

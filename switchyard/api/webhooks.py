@@ -35,7 +35,7 @@ from switchyard.api.jobs import (
 from switchyard.config import get_settings
 from switchyard.errors import InvalidParamsError, SignatureError, UnknownTaskError
 
-log = logging.getLogger("switchyard.api.hooks")
+log = logging.getLogger("switchyard.api.webhooks")
 
 router = APIRouter(tags=["webhooks"], responses=ERROR_RESPONSES)
 

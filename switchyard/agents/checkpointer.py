@@ -14,7 +14,7 @@ from switchyard._singleton import PerProcess
 from switchyard.agents.config import get_agent_settings
 from switchyard.db import connection, database_url, on_migrate
 
-log = logging.getLogger("switchyard.agents.checkpoints")
+log = logging.getLogger("switchyard.agents.checkpointer")
 
 _savers: PerProcess[Any] = PerProcess()  # by database URL
 
