@@ -38,17 +38,24 @@ def _fresh_connections(**_: object) -> None:
     close_pools()  # drop the parent's pools: connections must not cross a fork
 
 
+# Set in the main process before the fork: the children of an index pool preload the embedding model.
+_preload_embedder = False
+
+
 @worker_init.connect
 def _share_cores(sender: object = None, **_: object) -> None:
     """Before the pool forks: each prefork child gets ``cores // concurrency`` math threads (torch, BLAS
     read these variables when they load in the child), unless the operator set them; and the pool's
     concurrency is published so a big ingest knows how many parts the pool can embed at once."""
+    global _preload_embedder
     from workers.profiles import THREAD_VARIABLES, threads_per_child
 
     concurrency = getattr(sender, "concurrency", None)
     if not isinstance(concurrency, int) or concurrency < 1:
         return
     os.environ[constants.POOL_CONCURRENCY_ENV] = str(concurrency)
+    queues = getattr(getattr(getattr(sender, "app", None), "amqp", None), "queues", None)
+    _preload_embedder = "index" in (getattr(queues, "consume_from", None) or {})
     pool = getattr(sender, "pool_cls", "")
     if "prefork" not in f"{getattr(pool, '__module__', '')} {pool}".lower():
         return  # threads/solo pools share one process: its libraries already size themselves to the cores
@@ -60,10 +67,24 @@ def _share_cores(sender: object = None, **_: object) -> None:
 @worker_process_init.connect
 def _child_threads(**_: object) -> None:
     import sys
+    import threading
 
     torch = sys.modules.get("torch")  # loaded before the fork (rare): the variables came too late for it
     if torch is not None and os.environ.get("OMP_NUM_THREADS", "").isdigit():
         torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+    if _preload_embedder:
+        threading.Thread(target=_preload, name="switchyard-preload", daemon=True).start()
+
+
+def _preload() -> None:
+    from switchyard.retrieval.embedding import preload
+    from switchyard.retrieval.settings import get_retrieval_settings
+
+    try:
+        if get_retrieval_settings().preload_model:
+            preload()
+    except Exception:  # the first job loads it instead, and reports the error where it belongs
+        log.exception("could not preload the embedding model")
 
 
 @worker_init.connect

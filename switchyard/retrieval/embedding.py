@@ -282,6 +282,14 @@ def _make_embedder(name: str) -> Embedder:
     return SentenceTransformerEmbedder(str(path), path)
 
 
+def preload(model: str | None = None) -> None:
+    """Load a local model now and run it once (an index pool child calls this in a thread as it starts,
+    so the first ingest it gets does not pay for importing torch and reading the weights)."""
+    embedder = get_embedder(model)
+    if isinstance(embedder, SentenceTransformerEmbedder):
+        embedder.model.encode(["warm-up"], show_progress_bar=False)
+
+
 # --- the cache ------------------------------------------------------------------------------------
 
 def cached_vectors(model: str, hashes: Sequence[bytes]) -> dict[bytes, np.ndarray]:

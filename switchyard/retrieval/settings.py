@@ -17,6 +17,8 @@ class RetrievalSettings(BaseSettings):
     # path, or "openai:<model>" for an OpenAI-compatible /embeddings endpoint.
     embedding_model: str = DEFAULT_MODEL
     embedding_batch_size: int = 64
+    # Index pool children load the default model as they start (in the background), not on their first job.
+    preload_model: bool = True
     embedding_api_base: str | None = None
     embedding_api_key: SecretStr | None = None
     # Chunk budget and overlap, in the embedding model's own tokens.

@@ -65,6 +65,15 @@ def test_worker_init_sets_thread_variables_for_prefork_children(monkeypatch, poo
     assert all(os.environ.get(name) == expected for name in THREAD_VARIABLES)
 
 
+@pytest.mark.parametrize(("queues", "preload"), [({"index": None}, True), ({"agent": None}, False)])
+def test_only_index_pool_children_preload_the_model(monkeypatch, queues, preload):
+    monkeypatch.delenv(constants.POOL_CONCURRENCY_ENV, raising=False)
+    monkeypatch.setattr(signals, "_preload_embedder", None)
+    app = SimpleNamespace(amqp=SimpleNamespace(queues=SimpleNamespace(consume_from=queues)))
+    signals._share_cores(sender=SimpleNamespace(concurrency=2, pool_cls="threads", app=app))
+    assert signals._preload_embedder is preload
+
+
 def test_an_operator_thread_setting_wins(monkeypatch):
     import os
 
