@@ -10,6 +10,7 @@ The first byte says how the rest is stored: ``j`` plain JSON, ``z`` zlib-compres
 
 from __future__ import annotations
 
+import itertools
 import os
 import zlib
 from collections.abc import Sequence
@@ -125,10 +126,26 @@ def _chat_generation(message: dict[str, Any], info: dict[str, Any] | None) -> Ch
     return ChatGeneration(message=messages_from_dict([message])[0], generation_info=info)
 
 
+class _Ids:
+    """Fresh message ids without a syscall per hit: a random per-process prefix and a counter (the prefix
+    is drawn again in a forked child, so prefork workers never hand out the same id)."""
+
+    def __init__(self) -> None:
+        self.draw()
+        os.register_at_fork(after_in_child=self.draw)
+
+    def draw(self) -> None:
+        self.prefix = os.urandom(12).hex()
+        self.counter = itertools.count()
+
+
+_ids = _Ids()
+
+
 def _mark_message(message: dict[str, Any], mark: dict[str, Any]) -> None:
     data = message["data"]
     # A fresh id: LangGraph's add_messages would replace an earlier message that has the cached one.
-    data["id"] = f"cache-{os.urandom(16).hex()}"  # as unique as a uuid4, without building a UUID
+    data["id"] = f"cache-{_ids.prefix}-{next(_ids.counter):x}"
     metadata = data.get("response_metadata")
     if metadata:  # decoded just now: ours to change in place
         metadata[MARKER] = mark
