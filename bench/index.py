@@ -235,14 +235,14 @@ def first_ingest(limit: int, node: str, rounds: int) -> None:
         assert result["chunks_embedded"] == n, (result, n)
         t_warm += spent
         print(f"  warm round {r + 1}/{rounds}: {parts_of(job_id)}", flush=True)
-    print(f"\n{'first ingest of ' + str(len(docs)) + ' documents':44} {'seconds':>8} {'chunks/s':>9}  ratio")
+    print(f"\n{'first ingest of ' + str(len(docs)) + ' documents':52} {'seconds':>8} {'chunks/s':>9}  ratio")
     for label, seconds, ratio in [
         ("bare encode, cold (import, load, encode)", t_bare_cold, "baseline"),
         (f"switchyard, cold ({cold_split})", t_cold, f"{t_cold / t_bare_cold:.2f}x of bare (goal <= 1.1)"),
         ("bare encode, warm", t_bare / rounds, "baseline"),
         ("switchyard, warm", t_warm / rounds, f"{t_warm / t_bare:.2f}x of bare (goal <= 1.1)"),
     ]:
-        print(f"{label:44} {seconds:8.2f} {n / seconds:9.1f}  {ratio}", flush=True)
+        print(f"{label:52} {seconds:8.2f} {n / seconds:9.1f}  {ratio}", flush=True)
     print(flush=True)
 
 
