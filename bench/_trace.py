@@ -64,7 +64,9 @@ def install(path: str) -> None:
         return "pg (pipelined)" if self.connection._pipeline is not None else "pg"
 
     wrap(psycopg.Cursor, "execute", pg, lambda self, a: _sql_name(a[0]))
-    wrap(psycopg.Cursor, "executemany", pg, lambda self, a: "MANY " + _sql_name(a[0]))
+    # executemany sends its statements in a pipeline of its own (counted when it ends) where libpq can.
+    many = "pg (pipelined)" if psycopg.Pipeline.is_supported() else "pg"
+    wrap(psycopg.Cursor, "executemany", many, lambda self, a: "MANY " + _sql_name(a[0]))
     wrap(psycopg.Pipeline, "__exit__", "pg", lambda self, a: "PIPELINE (transaction, one commit)")
     wrap(redis.client.Redis, "execute_command", "redis", lambda self, a: str(a[0]))
     wrap(redis.client.Pipeline, "execute", "redis",
