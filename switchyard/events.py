@@ -120,8 +120,8 @@ def publish_many(job_id: str, items: list[tuple[str, dict[str, Any] | None]], *,
     there) and the others are dropped: RELIABILITY.md, "Events during a Redis outage".
 
     ``defer=True`` hands the Postgres copy to the process's group commit (switchyard.ledger_writer) and
-    returns without waiting for it: for copies something else re-creates if this process dies first (the
-    reaper's end repair copies a lost `end` from Redis's log), on paths where a round trip counts.
+    returns without waiting for it (it rides the next commit of the process, at most ``DEFER_LINGER_S``
+    later): for copies nobody reads at once, on paths where a round trip counts (a job's `running`).
     """
     for type, _data in items:
         if type not in EVENT_TYPES:

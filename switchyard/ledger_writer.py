@@ -9,8 +9,8 @@ arrive while a commit is in flight ride the next one together.
 Two kinds of write:
 
 - ``write``: waited for, durable (a job's finish: its message is acknowledged only after it returns);
-- ``defer``: nobody waits (Postgres's copy of an event Redis already holds: the reaper's end repair
-  re-creates a lost `end`). It rides the next waited commit of this process, or, if none comes within
+- ``defer``: nobody waits (Postgres's copy of an event Redis already holds, such as a job's
+  `running` status). It rides the next waited commit of this process, or, if none comes within
   ``DEFER_LINGER_S``, a background thread commits it; a batch of deferred writes only commits
   asynchronously (``synchronous_commit = off``). A failure is retried for up to ``ledger_retry_s``.
 
@@ -57,7 +57,7 @@ class _Write:
     sql: str
     params: Sequence[Any] | dict[str, Any]
     waited: bool  # a waited write returns its first row; a deferred one returns nothing
-    queued_at: float = field(default_factory=time.monotonic)
+    due_at: float = field(default_factory=time.monotonic)  # deferred: when the background thread takes it
     done: bool = False
     row: dict[str, Any] | None = None
     error: BaseException | None = None
@@ -106,7 +106,7 @@ class GroupCommit:
     def defer(self, sql: str, params: Sequence[Any] | dict[str, Any]) -> None:
         """Queue a write nobody waits for (see the module docstring)."""
         with self._cond:
-            self._queue.append(_Write(sql, params, waited=False))
+            self._queue.append(_Write(sql, params, waited=False, due_at=time.monotonic() + self.linger_s))
             if self._flusher is None:
                 self._flusher = threading.Thread(target=self._flush_deferred, name="switchyard-ledger-writer",
                                                  daemon=True)
@@ -215,7 +215,7 @@ class GroupCommit:
                 if not self._queue:
                     self._cond.wait()
                     continue
-                due = self._queue[0].queued_at + self.linger_s - time.monotonic()
+                due = min(w.due_at for w in self._queue) - time.monotonic()
                 if due > 0 or self._committing:
                     self._cond.wait(max(due, 0.005))
                     continue

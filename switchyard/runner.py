@@ -152,7 +152,7 @@ def _run(delivery: Delivery, fn: JobFunction, precheck: PreCheck | None) -> Any:
         log.warning("job %s: lease lost before finishing; another worker owns it", claimed.id)
         return None
     faults.kill_point("after_finish")  # tests only: a crash before the end (switchyard/end_repair.py)
-    announce_end(ended, defer=True)
+    announce_end(ended)
     return result
 
 
@@ -252,13 +252,14 @@ def _ensure_row(delivery: Delivery) -> Job | None:
     return job
 
 
-def announce_end(job: Job, *, defer: bool = False) -> None:
+def announce_end(job: Job) -> None:
     """The last two events of every job, and its outbound webhook (also used by cancel and the reaper).
-    ``defer``: Postgres's copy rides the group commit (the reaper's end repair re-creates a lost one)."""
+    Postgres's copy of the two is written before it returns: readers of the ledger (/metrics, the end
+    repair) look for a job's `end` there as soon as the job has ended."""
     data = {"status": job.status.value}
     if job.error:
         data["error"] = job.error
-    events.publish_many(job.id, [("status", data), ("end", {**data, "result": job.result})], defer=defer)
+    events.publish_many(job.id, [("status", data), ("end", {**data, "result": job.result})])
     if job.callback_url:
         from switchyard.callbacks import schedule_callback
 
