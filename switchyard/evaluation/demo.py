@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 HELDOUT = Path(__file__).resolve().parents[2] / "demo" / "eval" / "capitals_heldout.jsonl"
-MAX_TOKENS = 32
 METRICS = ["chrf", "rouge1", "rougeL", "exact_match", "perplexity", "token_accuracy"]
 
 
@@ -43,8 +42,8 @@ def _submit(api: str, params: dict[str, Any]) -> str:
 
 
 def _print_answers(console: Any, job_ids: dict[str, str]) -> None:
-    """The demo's own reading of the stored predictions: exact answer, answer anywhere in the reply, the
-    right passage cited (``finetune.demo.score``), and the first few answers side by side."""
+    """The demo's own reading of the stored predictions: exact answer and the right passage cited
+    (``finetune.demo.score``), and the first few answers side by side."""
     from rich.markup import escape
     from rich.table import Table
 
@@ -52,8 +51,7 @@ def _print_answers(console: Any, job_ids: dict[str, str]) -> None:
     from switchyard.finetune.demo import score
 
     items = {label: store.load_items(job_id) for label, job_id in job_ids.items()}
-    table = Table("held-out questions (api.md, security.md: never trained on)", "exact answer",
-                  "answer in reply", "cites the source")
+    table = Table("held-out questions (demo/finetune/handbook/test.jsonl)", "exact match", "cites the source")
     for label, rows in items.items():
         scores = [score(r["prediction"] or "", r["item"]["references"][0]) for r in rows]
         table.add_row(label, *(f"{sum(s[k] for s in scores) / len(scores):.2f}" for k in scores[0]))
@@ -71,7 +69,7 @@ def eval_step(stack: Any, console: Any) -> None:
     from switchyard import client
     from switchyard.evaluation.compare import compare_jobs
     from switchyard.finetune import adapters
-    from switchyard.finetune.demo import BASE_NAME
+    from switchyard.finetune.demo import ANSWER_TOKENS, BASE_NAME
 
     console.print(Rule("Evaluation: the base model vs. the same model with the demo adapter, held-out set"))
     name = getattr(stack, "demo_adapter", None) or adapters.list_adapters(base_model=BASE_NAME)[0].name
@@ -80,10 +78,10 @@ def eval_step(stack: Any, console: Any) -> None:
     api = stack.urls["SWITCHYARD_API_URL"]
     base_id = _submit(api, {"name": f"base {adapter.base_model}", "dataset": dataset, "metrics": METRICS,
                             "generate": {"model": {"provider": "local", "base_model": adapter.base_model},
-                                         "max_tokens": MAX_TOKENS},
+                                         "max_tokens": ANSWER_TOKENS},
                             "lm": {"base_model": adapter.base_model}})
     tuned_id = _submit(api, {"name": f"adapter {adapter.name}", "dataset": dataset, "metrics": METRICS,
-                             "generate": {"adapter": adapter.name, "max_tokens": MAX_TOKENS},
+                             "generate": {"adapter": adapter.name, "max_tokens": ANSWER_TOKENS},
                              "lm": {"adapter": adapter.name}})
     console.print(f"{len(dataset)} held-out questions → jobs {base_id} (base) and {tuned_id} (adapter)")
     finished = [client.wait(job_id, timeout=600) for job_id in (base_id, tuned_id)]

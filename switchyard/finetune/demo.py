@@ -1,16 +1,13 @@
-"""The fine-tuning step of ``make demo``: a LoRA adapter on SmolLM2-135M-Instruct that learns what the base
-model does not do, trained through the OpenAI-compatible API, and its held-out score against the base.
+"""The fine-tuning step of ``make demo``: a LoRA adapter on SmolLM2-135M-Instruct that fixes what the base
+model gets wrong, trained through the OpenAI-compatible API, and its held-out score against the base.
 
 The shipped set ``demo/finetune/handbook`` (built by its ``build.py`` from ``demo/corpus``) is what
-``rag_answer`` sends the model: numbered passages and a question. Its targets teach one skill, the one a
-135M model can learn in a few dozen steps: answer with the span copied from the passage and cite that
-passage (``600 requests per minute [2]``). The base model answers in free sentences (about half of them
-contain the answer) and never cites. The held-out questions are about api.md and security.md, documents
-that no training example shows, so they test the skill on new contexts, not recall of trained facts.
-``finetune_step`` uploads the set with the ``openai`` client, follows the job's metrics events, plots the
-loss to ``<STATE_DIR>/finetune-demo/loss.png`` and lists the registry; ``held_out_scores`` scores base and
-adapter on held-out questions (exact answer, answer anywhere in the reply, right passage cited), greedy,
-both in one mixed-adapter batch.
+``rag_answer`` sends the model: passages and a question. Its targets use a strict answer format, the
+short answer and the passage it comes from (``600 requests per minute [2]``); the base model answers in
+free sentences, rarely exactly that. ``finetune_step`` uploads the set with the ``openai`` client, follows
+the job's metrics events, plots the loss to ``<STATE_DIR>/finetune-demo/loss.png`` and lists the
+registry; ``held_out_scores`` scores base and adapter on the held-out questions (exact match of the
+answer, and whether the right passage is cited), greedy, both in one mixed-adapter batch.
 """
 
 from __future__ import annotations
@@ -25,16 +22,16 @@ from switchyard.finetune.base_models import DEFAULT_CHAT_MODEL
 DEMO_DATA = Path(__file__).resolve().parents[2] / "demo" / "finetune" / "handbook"
 BASE_NAME = DEFAULT_CHAT_MODEL
 SUFFIX = "handbook"
-# A short run that fits the demo's budget on 2 CPU cores: the 60 training examples once, two per step
-# (30 steps: more, smaller steps learn the skill where 7 steps of 4 learned only the format), and LoRA on
-# the top 10 of the 30 layers only, so the backward pass stops there (a third of its cost).
+# A short run that fits the demo's budget on 2 CPU cores: 28 examples, one epoch, a high LoRA rate, and
+# LoRA on the top 10 of the 30 layers only, so the backward pass stops there (the answer format is a
+# matter of the last layers; a third of the backward cost).
 TOP_LAYERS = range(20, 30)
-HYPERPARAMETERS = {"n_epochs": 1, "batch_size": 2, "learning_rate": 1e-3, "r": 16, "eval_interval": 15,
+HYPERPARAMETERS = {"n_epochs": 1, "batch_size": 4, "learning_rate": 2e-3, "r": 16, "eval_interval": 7,
                    "checkpoint_interval": 100,
                    "target_modules": [f"layers.{i}.{m}" for i in TOP_LAYERS for m in (
                        "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
                        "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj")]}
-ANSWER_TOKENS = 24  # the copied spans are at most 15 tokens; the base model's sentences are cut here
+ANSWER_TOKENS = 32  # the format's answers are a few tokens; the base model's sentences are cut here
 _CITATION = re.compile(r"\[(\d+)\]")
 
 
@@ -78,12 +75,10 @@ def _answer(text: str) -> str:
 
 
 def score(prediction: str, reference: str) -> dict[str, float]:
-    """Exact match of the answer (citations aside); whether the answer appears anywhere in the reply (the
-    base model often has it, inside a sentence); whether the reference's passage is cited."""
+    """Exact match of the answer (citations aside), and whether the reference's passage is cited."""
     cited = {int(n) for n in _CITATION.findall(prediction)}
     wanted = {int(n) for n in _CITATION.findall(reference)}
     return {"exact_match": float(_answer(prediction) == _answer(reference)),
-            "contains_answer": float(_answer(reference) in _answer(prediction)),
             "cites_source": float(bool(wanted) and wanted <= cited)}
 
 
@@ -129,9 +124,7 @@ def finetune_step(stack: Any, console: Any) -> None:
     job = api.fine_tuning.jobs.create(model=BASE_NAME, training_file=train.id, validation_file=valid.id,
                                       suffix=SUFFIX, seed=7,
                                       method={"type": "lora", "hyperparameters": HYPERPARAMETERS})
-    n_train = len(held_out(DEMO_DATA / "train.jsonl"))
-    console.print(f"files {train.id} ({n_train} handbook questions with passages, answers as "
-                  "`<span copied from the passage> \\[n]`), "
+    console.print(f"files {train.id} (28 handbook questions with passages, answers as `<answer> \\[n]`), "
                   f"{valid.id} → job {job.id} ({job.status})")
     history: list[dict[str, Any]] = []
     for event in client.events(job.id.removeprefix("ftjob-"), timeout=600):
