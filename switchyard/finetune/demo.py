@@ -75,11 +75,12 @@ def _answer(text: str) -> str:
 
 
 def score(prediction: str, reference: str) -> dict[str, float]:
-    """Exact match of the answer (citations aside), and whether the reference's passage is cited."""
+    """Exact match of the answer (citations aside), and whether exactly the reference's passages are
+    cited: a reply that lists every passage number cites nothing in particular, so it scores 0."""
     cited = {int(n) for n in _CITATION.findall(prediction)}
     wanted = {int(n) for n in _CITATION.findall(reference)}
     return {"exact_match": float(_answer(prediction) == _answer(reference)),
-            "cites_source": float(bool(wanted) and wanted <= cited)}
+            "cites_source": float(bool(wanted) and wanted == cited)}
 
 
 def held_out(path: Path = DEMO_DATA / "test.jsonl") -> list[dict[str, Any]]:

@@ -15,6 +15,11 @@ def test_a_sentence_around_the_answer_is_not_an_exact_match():
     assert score("600 requests per minute", "600 requests per minute [2]")["cites_source"] == 0
 
 
+def test_citing_every_passage_is_not_citing_the_source():
+    assert score("600 [1] [2] [3] [4]", "600 requests per minute [2]")["cites_source"] == 0
+    assert score("[2] [2]", "600 requests per minute [2]")["cites_source"] == 1  # the right one, repeated
+
+
 def test_the_held_out_set_is_not_in_the_training_set():
     from switchyard.finetune.demo import DEMO_DATA
 
