@@ -121,8 +121,8 @@ def run(n: int, queries: int) -> None:
 
     from switchyard.db import database_url
     from switchyard.retrieval import sql
+    from switchyard.retrieval.config import get_retrieval_settings
     from switchyard.retrieval.query import build_query, search_collection, search_settings
-    from switchyard.retrieval.settings import get_retrieval_settings
 
     rng = np.random.default_rng(7)
     coll, points, centers = load(n, rng)

@@ -10,7 +10,7 @@ per queue would serialize every producer).
 
 from __future__ import annotations
 
-from switchyard import jobs, registry
+from switchyard import jobs, task_catalog
 from switchyard.config import get_settings, per_name
 from switchyard.errors import QueueFullError
 
@@ -23,11 +23,11 @@ def max_depth(queue: str) -> int:
 
 def check(kind: str) -> None:
     """Raise ``QueueFullError`` if the queue of ``kind`` already holds its limit of queued jobs."""
-    queue = registry.queue_for(kind)
+    queue = task_catalog.queue_for(kind)
     limit = max_depth(queue)
     if limit <= 0:
         return
-    kinds = [name for name, spec in registry.TASKS.items() if spec.queue == queue]
+    kinds = [name for name, spec in task_catalog.TASKS.items() if spec.queue == queue]
     depth = jobs.queued_depth(kinds, limit)
     if depth >= limit:
         raise QueueFullError(queue, depth, limit, get_settings().queue_full_retry_after_s)

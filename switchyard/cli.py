@@ -181,13 +181,13 @@ def config() -> None:
 @click.argument("task", required=False)
 def schema(task: str | None) -> None:
     """Print a task's kwargs as JSON Schema (or list the tasks)."""
-    from switchyard import registry
+    from switchyard import task_catalog
 
     if task is None:
-        for spec in registry.TASKS.values():
+        for spec in task_catalog.TASKS.values():
             click.echo(f"{spec.name:32} queue={spec.queue:9} {spec.description}")
         return
-    click.echo(json.dumps(registry.json_schema(registry.get_spec(task).name), indent=2))
+    click.echo(json.dumps(task_catalog.json_schema(task_catalog.get_spec(task).name), indent=2))
 
 
 @main.command()

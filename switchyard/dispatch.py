@@ -10,7 +10,7 @@ import logging
 import time
 from typing import Any
 
-from switchyard import backpressure, constants, egress, events, jobs, registry
+from switchyard import backpressure, constants, egress, events, jobs, task_catalog
 from switchyard.errors import InputRefused, InvalidParamsError, UnknownTaskError
 from switchyard.jobs import Job, JobStatus
 
@@ -62,8 +62,8 @@ def admit(kind: str, params: dict[str, Any], *, tenant: str, callback_url: str |
     """The checks every way in makes before recording a job: a known kind, params that fit its schema
     within ``tenant``, a callback URL the egress policy allows. The task's full name; raises
     ``UnknownTaskError`` or ``InvalidParamsError``."""
-    spec = registry.get_spec(kind)
-    registry.validate_params(spec.name, params, tenant=tenant)
+    spec = task_catalog.get_spec(kind)
+    task_catalog.validate_params(spec.name, params, tenant=tenant)
     if callback_url:
         _check_callback(spec.name, callback_url)
     return spec.name

@@ -63,7 +63,7 @@ def _repair(job: Job) -> bool:
         log.warning("job %s: its end (seq %d) reached Redis but not Postgres; copied", job.id, logged_end.seq)
         _keep(logged_end)
         if job.callback_url:
-            from switchyard.callbacks import schedule_callback
+            from switchyard.outbound_webhooks import schedule_callback
 
             schedule_callback(job)
         return True

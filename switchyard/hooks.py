@@ -32,7 +32,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from switchyard import registry
+from switchyard import task_catalog
 from switchyard.context import JobContext
 
 log = logging.getLogger("switchyard.hooks")
@@ -81,7 +81,7 @@ def unregister(hook: JobHook) -> None:
 
 def hooks_for(task: str) -> tuple[JobHook, ...]:
     """The chain a job of ``task`` runs through: its pool's hooks, then its own."""
-    return (*_by_queue.get(registry.queue_for(task), ()), *_by_task.get(task, ()))
+    return (*_by_queue.get(task_catalog.queue_for(task), ()), *_by_task.get(task, ()))
 
 
 class HookRun:

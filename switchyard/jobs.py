@@ -74,7 +74,7 @@ class Job:
 
     @property
     def queue(self) -> str:
-        from switchyard.registry import queue_for
+        from switchyard.task_catalog import queue_for
 
         return queue_for(self.kind)
 

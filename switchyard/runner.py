@@ -20,7 +20,7 @@ import psycopg_pool
 import redis.exceptions
 from pydantic import BaseModel
 
-from switchyard import events, faults, hooks, jobs, registry
+from switchyard import events, faults, hooks, jobs, task_catalog
 from switchyard.config import get_settings
 from switchyard.context import JobContext, lease_keeper, lease_owner, shutting_down
 from switchyard.errors import InvalidParamsError, JobCancelled, LeaseLost, WorkerShuttingDown
@@ -66,7 +66,7 @@ def _run(delivery: Delivery, fn: JobFunction, precheck: PreCheck | None) -> Any:
     worker = delivery.worker or owner
     lease_s = get_settings().lease_s
     try:
-        params = registry.validate_params(delivery.task, delivery.kwargs, tenant=delivery.tenant)
+        params = task_catalog.validate_params(delivery.task, delivery.kwargs, tenant=delivery.tenant)
     except InvalidParamsError as exc:
         _fail_invalid(delivery, exc)
         return None
@@ -261,6 +261,6 @@ def announce_end(job: Job) -> None:
         data["error"] = job.error
     events.publish_many(job.id, [("status", data), ("end", {**data, "result": job.result})])
     if job.callback_url:
-        from switchyard.callbacks import schedule_callback
+        from switchyard.outbound_webhooks import schedule_callback
 
         schedule_callback(job)

@@ -12,7 +12,7 @@ from typing import Any
 
 from celery import Task
 
-from switchyard import constants, registry
+from switchyard import constants, task_catalog
 from switchyard.runner import Delivery, JobFunction, PreCheck, run_job
 from workers.app import app
 
@@ -32,13 +32,13 @@ def _header(request: Any, name: str) -> str | None:
 
 def send_home(task: Task, job_id: str, kwargs: dict[str, Any], headers: dict[str, Any]) -> None:
     """(Re)send a job's message to its own queue, same id and kwargs."""
-    task.apply_async(kwargs=kwargs, task_id=job_id, queue=registry.queue_for(task.name),
-                     routing_key=registry.queue_for(task.name), headers=headers)
+    task.apply_async(kwargs=kwargs, task_id=job_id, queue=task_catalog.queue_for(task.name),
+                     routing_key=task_catalog.queue_for(task.name), headers=headers)
 
 
 def job_task(name: str, *, precheck: PreCheck | None = None, **options: Any) -> Callable[[JobFunction], Task]:
     """Register ``fn(params, ctx)`` as the Celery task ``name`` (its queue comes from the registry)."""
-    spec = registry.get_spec(name)
+    spec = task_catalog.get_spec(name)
 
     def decorate(fn: JobFunction) -> Task:
         @app.task(name=name, bind=True, queue=spec.queue, acks_late=True, reject_on_worker_lost=True,

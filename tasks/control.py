@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from switchyard import control
-from switchyard.callbacks import deliver_callback
+from switchyard import housekeeping
+from switchyard.outbound_webhooks import deliver_callback
 from tasks._base import job_task
 from workers.app import app
 
-ping = job_task("switchyard.control.ping")(control.ping)
+ping = job_task("switchyard.control.ping")(housekeeping.ping)
 
 
 @app.task(name="switchyard.control.reap", ignore_result=True)
 def reap() -> dict:
     """Requeue jobs whose worker died (expired lease) and dispatch never-sent ones."""
-    return control.reap()
+    return housekeeping.reap()
 
 
 @app.task(name="switchyard.control.callback", bind=True, ignore_result=True, acks_late=True,

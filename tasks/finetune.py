@@ -8,13 +8,13 @@ from tasks._base import job_task
 
 
 def _precheck(params: Any, job: Any) -> None:
-    from switchyard.finetune.job import precheck  # torch/transformers only inside the finetune worker
+    from switchyard.finetune.training_job import precheck  # torch/transformers only inside the finetune worker
 
     precheck(params, job)
 
 
 def _train(params: Any, ctx: Any) -> Any:
-    from switchyard.finetune.job import train_job
+    from switchyard.finetune.training_job import train_job
 
     return train_job(params, ctx)
 

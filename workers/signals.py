@@ -77,8 +77,8 @@ def _child_threads(**_: object) -> None:
 
 
 def _preload() -> None:
+    from switchyard.retrieval.config import get_retrieval_settings
     from switchyard.retrieval.embedding import preload
-    from switchyard.retrieval.settings import get_retrieval_settings
 
     try:
         if get_retrieval_settings().preload_model:

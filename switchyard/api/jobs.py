@@ -16,7 +16,7 @@ from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response, 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
 from sse_starlette import EventSourceResponse
 
-from switchyard import dispatch, events, jobs, registry
+from switchyard import dispatch, events, jobs, task_catalog
 from switchyard.api.auth import current_tenant
 from switchyard.api.errors import ERROR_RESPONSES, APIError, field_errors
 from switchyard.api.errors import install as install  # create_app installs the error handlers via us
@@ -90,7 +90,7 @@ def create_job(
 ) -> JobAccepted:
     key = _idempotency_key(spec.idempotency_key, idempotency_key)
     try:
-        task = registry.get_spec(spec.kind)
+        task = task_catalog.get_spec(spec.kind)
     except UnknownTaskError as exc:
         raise APIError(status.HTTP_422_UNPROCESSABLE_CONTENT, "unknown_kind", str(exc),
                        details=[{"loc": ["body", "kind"], "msg": "unknown task", "type": "unknown_kind"}],
@@ -156,7 +156,7 @@ def list_jobs(
 ) -> JobList:
     if kind is not None:
         try:
-            kind = registry.get_spec(kind).name
+            kind = task_catalog.get_spec(kind).name
         except UnknownTaskError:
             kind = kind if kind.startswith("switchyard.") else f"switchyard.{kind}"  # none will match
     rows = jobs.list_jobs(

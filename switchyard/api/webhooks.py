@@ -21,7 +21,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Request, Response, status
 from starlette.concurrency import run_in_threadpool
 
-from switchyard import dispatch, registry, signing
+from switchyard import dispatch, signing, task_catalog
 from switchyard.api.errors import ERROR_RESPONSES, APIError, ErrorBody, field_errors
 from switchyard.api.jobs import (
     BATCH_MAX,
@@ -133,7 +133,7 @@ async def webhook(
     idempotency_key: Annotated[str | None, Header(max_length=IDEMPOTENCY_KEY_MAX)] = None,
 ) -> JobAccepted | BatchAccepted:
     try:
-        task = registry.get_spec(kind)
+        task = task_catalog.get_spec(kind)
     except UnknownTaskError:
         raise APIError(status.HTTP_404_NOT_FOUND, "unknown_kind", f"no task {kind!r}") from None
     if switchyard_source is not None and not _SOURCE_RE.match(switchyard_source):

@@ -26,7 +26,7 @@ import numpy as np
 from switchyard.db import connection
 from switchyard.errors import ConfigurationError
 from switchyard.retrieval import sql
-from switchyard.retrieval.settings import DEFAULT_MODEL, get_retrieval_settings
+from switchyard.retrieval.config import DEFAULT_MODEL, get_retrieval_settings
 
 if TYPE_CHECKING:
     from langchain_core.embeddings import Embeddings

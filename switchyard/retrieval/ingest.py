@@ -20,10 +20,10 @@ import psycopg
 from switchyard.context import JobContext
 from switchyard.retrieval import store
 from switchyard.retrieval.chunking import CHUNKER_VERSION, Chunker
+from switchyard.retrieval.config import get_retrieval_settings
 from switchyard.retrieval.embedding import Embedder, embed_with_cache, get_embedder, text_hash
 from switchyard.retrieval.parsing import ParsedDocument, ParseError, from_document, from_file
 from switchyard.retrieval.schemas import DocumentIn, FailedDocument, FileIn, IngestResult
-from switchyard.retrieval.settings import get_retrieval_settings
 from switchyard.retrieval.store import Collection, GenerationChanged, PreparedChunk, PreparedDocument
 
 log = logging.getLogger("switchyard.retrieval")

@@ -33,8 +33,8 @@ from switchyard.errors import JobCancelled, SwitchyardError
 from switchyard.jobs import Job, JobStatus
 from switchyard.redis_conn import get_redis
 from switchyard.retrieval import sql
+from switchyard.retrieval.config import get_retrieval_settings
 from switchyard.retrieval.schemas import FileIn, IngestParams, IngestPartParams
-from switchyard.retrieval.settings import get_retrieval_settings
 
 log = logging.getLogger("switchyard.retrieval")
 

@@ -12,9 +12,9 @@ from psycopg import sql as pgsql
 
 from switchyard.db import connection
 from switchyard.retrieval import sql, store
+from switchyard.retrieval.config import get_retrieval_settings
 from switchyard.retrieval.embedding import Embedder, get_embedder
 from switchyard.retrieval.filters import compile_filter
-from switchyard.retrieval.settings import get_retrieval_settings
 from switchyard.retrieval.store import Collection
 
 MODES = ("hybrid", "vector", "text")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 import threading
 
-from switchyard import control
+from switchyard import housekeeping
 from switchyard.runner import Delivery, run_job
 
 VICTIM = "batch-victim"
@@ -15,7 +15,7 @@ VICTIM = "batch-victim"
 def main(jobs: dict[str, float]) -> None:
     threads = [threading.Thread(target=run_job, args=(Delivery(task="switchyard.control.ping", job_id=job_id,
                                                                   kwargs={"seconds": seconds}, worker=VICTIM),
-                                                         control.ping))
+                                                         housekeeping.ping))
                for job_id, seconds in jobs.items()]
     for thread in threads:
         thread.start()

@@ -14,7 +14,7 @@ import uuid
 import pytest
 import redis.exceptions
 
-from switchyard import control, events, jobs
+from switchyard import events, housekeeping, jobs
 from switchyard.config import reload_settings
 from switchyard.db import connection
 from switchyard.errors import QueueFullError
@@ -64,7 +64,7 @@ def test_a_queued_job_whose_message_is_gone_is_sent_again_once(stack, control_wo
     assert len(taken) == 1 and taken[0].redispatches == 1  # two reapers never both re-send it
     assert not [j for j in jobs.take_stale_queued(5) if j.id == job.id]  # not again before the delay
     _sql("UPDATE jobs SET dispatched_at = now() - interval '30 seconds' WHERE id = %s", job.id)
-    assert control.reap()["resent"] >= 1  # through dispatch.send, to the live control worker
+    assert housekeeping.reap()["resent"] >= 1  # through dispatch.send, to the live control worker
     final = _wait_final(job.id)
     assert final.status is JobStatus.SUCCEEDED and final.redispatches == 2
 

@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from switchyard import constants, registry
+from switchyard import constants, task_catalog
 from tests.deploy import _artifacts as art
 from workers.profiles import profiles
 
@@ -19,7 +19,7 @@ REQUIRED_IN_PRODUCTION = ("SWITCHYARD_DATABASE_URL", "SWITCHYARD_REDIS_URL")
 
 
 def _all_queues() -> set[str]:
-    return {spec.queue for spec in registry.TASKS.values()} | set(constants.QUEUES) | {constants.DEFAULT_QUEUE}
+    return {spec.queue for spec in task_catalog.TASKS.values()} | set(constants.QUEUES) | {constants.DEFAULT_QUEUE}
 
 
 def _consumed(commands: list[list[str]]) -> set[str]:

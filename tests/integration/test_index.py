@@ -217,7 +217,7 @@ def test_an_openai_compatible_embeddings_endpoint(stack, name, monkeypatch):
     import uvicorn
     from fastapi import FastAPI
 
-    from switchyard.retrieval.settings import get_retrieval_settings
+    from switchyard.retrieval.config import get_retrieval_settings
 
     app, requests = FastAPI(), []
 

@@ -110,9 +110,9 @@ def test_rag_answer_cites_the_number_and_concurrent_runs_each_get_their_own_answ
 def test_a_lora_adapter_beats_the_base_model_on_held_out_questions(smollm2, tmp_path, recording_context):
     from switchyard.finetune import files
     from switchyard.finetune.demo import HYPERPARAMETERS, held_out_scores
-    from switchyard.finetune.job import prepare
     from switchyard.finetune.schemas import TrainParams
     from switchyard.finetune.train import add_adapter, fit, load_base, pad_id
+    from switchyard.finetune.training_job import prepare
 
     train = files.save_file((HANDBOOK / "train.jsonl").read_bytes(), "train.jsonl", "fine-tune")
     params = TrainParams(model=MODEL, training_file=train.id, seed=7, method={"type": "lora", "hyperparameters": {

@@ -16,7 +16,7 @@ import uuid
 import httpx
 import pytest
 
-from switchyard import callbacks, dispatch, egress, jobs, registry, sandbox
+from switchyard import dispatch, egress, jobs, outbound_webhooks, sandbox, task_catalog
 from switchyard.config import reload_settings
 from switchyard.egress import AllowEntry, EgressPolicy
 from switchyard.errors import InputRefused, InvalidParamsError
@@ -177,7 +177,7 @@ def test_no_path_is_readable_by_default_not_even_another_tenants_upload(settings
 
 
 def test_a_finetune_training_file_may_not_be_a_server_path(settings_env, tmp_path):
-    from switchyard.finetune import files, job
+    from switchyard.finetune import files, training_job
 
     settings_env(FILE_ROOTS=str(tmp_path), FINETUNE_ARTIFACTS_URL="s3://bucket/artifacts")
     for ref in ("/etc/passwd", "../../etc/shadow", "file:///etc/passwd", "s3://other-bucket/data.jsonl",
@@ -191,7 +191,7 @@ def test_a_finetune_training_file_may_not_be_a_server_path(settings_env, tmp_pat
     settings_env(FILE_ROOTS="s3://bucket/corpus/")
     assert sandbox.check_ref("s3://bucket/corpus/a.jsonl") == "s3://bucket/corpus/a.jsonl"
     with pytest.raises(InvalidParamsError) as invalid:
-        job._records("/etc/passwd", "training_file", "default")
+        training_job._records("/etc/passwd", "training_file", "default")
     assert invalid.value.errors[0]["loc"] == ["training_file"] and "file_roots" in invalid.value.errors[0]["msg"]
 
 
@@ -279,7 +279,7 @@ def test_an_inline_model_config_with_a_key_is_refused_at_validation():
               "config": {"configurable": {"model": {"provider": "openai", "model": "gpt-4o-mini",
                                                     "api_key": "sk-" + "z" * 40}}}}
     with pytest.raises(InvalidParamsError) as invalid:
-        registry.validate_params("switchyard.agent.run", params)
+        task_catalog.validate_params("switchyard.agent.run", params)
     error = invalid.value.errors[0]
     assert error["type"] == "secret_refused" and error["loc"][-1] == "api_key"
     assert "z" * 40 not in str(invalid.value)  # the refusal never repeats the secret
@@ -335,8 +335,8 @@ def test_a_callback_recorded_past_the_way_in_is_refused_at_delivery(stack, setti
     from switchyard.db import connection
 
     with connection() as conn:
-        conn.execute(callbacks.UPSERT_SQL, (job.id, job.callback_url))
-    assert callbacks.deliver_callback(job.id) is None
+        conn.execute(outbound_webhooks.UPSERT_SQL, (job.id, job.callback_url))
+    assert outbound_webhooks.deliver_callback(job.id) is None
     with connection() as conn:
         row = conn.execute("SELECT status, last_error FROM callback_deliveries WHERE job_id = %s",
                            (job.id,)).fetchone()

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
-from switchyard import registry
+from switchyard import task_catalog
 from switchyard.api.app import create_app
 from switchyard.errors import InvalidParamsError
 from switchyard.retrieval.filters import FilterError, compile_filter
@@ -36,9 +36,9 @@ def json_values(keys: st.SearchStrategy[str]) -> st.SearchStrategy:
 
 # --- every task's message schema -------------------------------------------------------------------
 
-@pytest.mark.parametrize("task", sorted(registry.TASKS))
+@pytest.mark.parametrize("task", sorted(task_catalog.TASKS))
 def test_any_message_is_valid_or_an_invalid_params_error(task):
-    properties = sorted(registry.json_schema(task).get("properties", {}))
+    properties = sorted(task_catalog.json_schema(task).get("properties", {}))
     keys = st.sampled_from(properties) | st.text(max_size=8) if properties else st.text(max_size=8)
     messages = st.dictionaries(keys, json_values(keys), max_size=6) | json_values(keys)
 
@@ -46,7 +46,7 @@ def test_any_message_is_valid_or_an_invalid_params_error(task):
     @given(params=messages, tenant=st.sampled_from([None, "acme"]))
     def check(params, tenant):
         try:
-            registry.validate_params(task, params, tenant=tenant)
+            task_catalog.validate_params(task, params, tenant=tenant)
         except InvalidParamsError as exc:
             assert exc.task == task and exc.errors
             json.dumps(exc.errors)  # the errors go into the ledger and events as JSON

@@ -152,9 +152,9 @@ def test_a_finetune_job_cannot_read_another_tenants_file(keyed_api, stack):
     """The file is resolved within the job's tenant in the worker's pre-check (here called as the worker
     does, with the ledger row of a job recorded for globex)."""
     from switchyard.finetune import files
-    from switchyard.finetune.job import precheck
     from switchyard.finetune.models import build_tiny_llama, register_base_model
     from switchyard.finetune.schemas import TrainParams
+    from switchyard.finetune.training_job import precheck
 
     uploaded = httpx.post(f"{keyed_api}/v1/files", headers=ACME, timeout=30, data={"purpose": "fine-tune"},
                           files={"file": ("acme.jsonl", b'{"prompt": "a", "completion": "b"}\n')})

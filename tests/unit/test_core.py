@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from switchyard import registry
+from switchyard import task_catalog
 from switchyard.config import Settings
 from switchyard.errors import InvalidParamsError, UnknownTaskError
 from switchyard.events import Event
@@ -29,14 +29,14 @@ def test_settings_mask_secrets_and_url_passwords(monkeypatch):
 
 
 def test_registry_validates_params_with_field_errors():
-    assert registry.validate_params("switchyard.control.ping", {"seconds": 2}).seconds == 2
+    assert task_catalog.validate_params("switchyard.control.ping", {"seconds": 2}).seconds == 2
     with pytest.raises(InvalidParamsError) as excinfo:
-        registry.validate_params("control.ping", {"seconds": -1, "colour": "red"})
+        task_catalog.validate_params("control.ping", {"seconds": -1, "colour": "red"})
     assert {tuple(e["loc"]) for e in excinfo.value.errors} == {("seconds",), ("colour",)}
     with pytest.raises(UnknownTaskError):
-        registry.get_spec("control.nope")
-    assert registry.get_spec("control.ping").kind == "control.ping"
-    assert registry.json_schema("control.ping")["properties"]["seconds"]["minimum"] == 0
+        task_catalog.get_spec("control.nope")
+    assert task_catalog.get_spec("control.ping").kind == "control.ping"
+    assert task_catalog.json_schema("control.ping")["properties"]["seconds"]["minimum"] == 0
 
 
 def test_pool_profiles_follow_the_design():

@@ -2,19 +2,19 @@ from __future__ import annotations
 
 import pytest
 
-from switchyard import registry
+from switchyard import task_catalog
 from switchyard.errors import InvalidParamsError
 
 
 def test_run_params_defaults_and_contract():
-    params = registry.validate_params("switchyard.agent.run", {
+    params = task_catalog.validate_params("switchyard.agent.run", {
         "graph": "rag_answer", "thread_id": "t", "input": {"messages": [{"role": "user", "content": "hi"}]},
         "stream_mode": "values"})
     assert params.stream_mode == ["values"] and params.multitask_strategy == "enqueue"
-    resume = registry.validate_params("switchyard.agent.run", {
+    resume = task_catalog.validate_params("switchyard.agent.run", {
         "graph": "rag_agent", "thread_id": "t", "command": {"resume": {"type": "approve"}}})
     assert resume.command.resume == {"type": "approve"}
-    assert registry.json_schema("switchyard.agent.run")["properties"]["multitask_strategy"]["enum"] == [
+    assert task_catalog.json_schema("switchyard.agent.run")["properties"]["multitask_strategy"]["enum"] == [
         "reject", "enqueue", "interrupt", "rollback"]
 
 
@@ -28,5 +28,5 @@ def test_run_params_defaults_and_contract():
 ])
 def test_invalid_run_params_say_where(bad, where):
     with pytest.raises(InvalidParamsError) as info:
-        registry.validate_params("switchyard.agent.run", bad)
+        task_catalog.validate_params("switchyard.agent.run", bad)
     assert where in str(info.value)

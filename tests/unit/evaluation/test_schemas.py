@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import pytest
 
-from switchyard import registry
+from switchyard import task_catalog
 from switchyard.errors import InvalidParamsError
 from switchyard.evaluation.datasets import parse_items
 
 
 def validate(params: dict):
-    return registry.validate_params("switchyard.eval.run", params)
+    return task_catalog.validate_params("switchyard.eval.run", params)
 
 
 def test_valid_message_and_retrieval_recall_at_k():
     params = validate({"dataset": [{"id": 1, "prediction": "a", "references": ["a"]}],
                        "metrics": ["bleu", "retrieval_recall@5", "bleu"]})
     assert params.dataset[0].id == "1" and params.metrics == ["bleu", "retrieval_recall@5"]
-    assert registry.queue_for("switchyard.eval.run") == "eval"
+    assert task_catalog.queue_for("switchyard.eval.run") == "eval"
 
 
 @pytest.mark.parametrize("params, where", [

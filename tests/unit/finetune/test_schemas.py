@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from switchyard import registry
+from switchyard import task_catalog
 from switchyard.errors import InvalidParamsError
 from switchyard.finetune import presets
 from switchyard.finetune.schemas import Hyperparameters, TrainParams
@@ -32,11 +32,11 @@ def test_our_types_take_flat_hyperparameters():
 ])
 def test_the_registered_schema_rejects_bad_messages(bad):
     with pytest.raises(InvalidParamsError):
-        registry.validate_params("switchyard.finetune.train", {"model": "m", "training_file": "f", **bad})
+        task_catalog.validate_params("switchyard.finetune.train", {"model": "m", "training_file": "f", **bad})
 
 
 def test_json_schema_is_published():
-    schema = registry.json_schema("switchyard.finetune.train")
+    schema = task_catalog.json_schema("switchyard.finetune.train")
     assert {"model", "training_file"} <= set(schema["required"]) and "method" in schema["properties"]
 
 

@@ -8,10 +8,10 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from switchyard.finetune.job import prepare
 from switchyard.finetune.schemas import TrainParams
 from switchyard.finetune.serving import AdapterServer
 from switchyard.finetune.train import add_adapter, fit, load_base, pad_id
+from switchyard.finetune.training_job import prepare
 
 DEMO = Path(__file__).resolve().parents[3] / "demo" / "finetune"
 PROMPT = [{"role": "user", "content": "What is the capital of Peru?"}]

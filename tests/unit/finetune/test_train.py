@@ -10,9 +10,9 @@ import torch
 
 from switchyard.errors import JobCancelled, WorkerShuttingDown
 from switchyard.finetune import checkpoints
-from switchyard.finetune.job import prepare
 from switchyard.finetune.schemas import TrainParams
 from switchyard.finetune.train import add_adapter, fit, load_base, pad_id
+from switchyard.finetune.training_job import prepare
 
 DEMO = Path(__file__).resolve().parents[3] / "demo" / "finetune"
 

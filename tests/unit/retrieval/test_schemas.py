@@ -2,19 +2,19 @@ from __future__ import annotations
 
 import pytest
 
-from switchyard import registry
+from switchyard import task_catalog
 from switchyard.errors import InvalidParamsError
 
 
 def test_the_message_contract_validates():
-    params = registry.validate_params("switchyard.index.ingest", {
+    params = task_catalog.validate_params("switchyard.index.ingest", {
         "collection": "docs", "tenant": "acme",
         "documents": [{"id": "handbook-1", "text": "...", "metadata": {"team": "hr"}}]})
     assert params.documents[0].metadata == {"team": "hr"}
-    files = registry.validate_params("switchyard.index.ingest", {
+    files = task_catalog.validate_params("switchyard.index.ingest", {
         "collection": "docs", "files": [{"path": "/srv/a.md"}, {"name": "b.txt", "content": "hi"}]})
     assert [f.document_id for f in files.files] == ["/srv/a.md", "b.txt"]
-    assert registry.validate_params("switchyard.index.delete", {"collection": "docs", "ids": ["a"]}).ids == ["a"]
+    assert task_catalog.validate_params("switchyard.index.delete", {"collection": "docs", "ids": ["a"]}).ids == ["a"]
 
 
 @pytest.mark.parametrize(("task", "params", "loc"), [
@@ -31,10 +31,10 @@ def test_the_message_contract_validates():
 ])
 def test_bad_messages_name_the_field(task, params, loc):
     with pytest.raises(InvalidParamsError) as info:
-        registry.validate_params(task, params)
+        task_catalog.validate_params(task, params)
     assert tuple(info.value.errors[0]["loc"]) == loc
 
 
 def test_json_schema_is_published():
-    schema = registry.json_schema("switchyard.index.ingest")
+    schema = task_catalog.json_schema("switchyard.index.ingest")
     assert {"collection", "tenant", "documents", "files"} <= set(schema["properties"])

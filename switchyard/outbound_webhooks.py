@@ -13,7 +13,7 @@ from switchyard.db import connection
 from switchyard.errors import InputRefused
 from switchyard.jobs import Job
 
-log = logging.getLogger("switchyard.callbacks")
+log = logging.getLogger("switchyard.outbound_webhooks")
 
 UPSERT_SQL = """
 INSERT INTO callback_deliveries (job_id, url) VALUES (%s, %s)

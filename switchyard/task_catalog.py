@@ -37,7 +37,7 @@ def register(spec: TaskSpec) -> TaskSpec:
     return spec
 
 
-register(TaskSpec("switchyard.control.ping", "control", "switchyard.control:PingParams",
+register(TaskSpec("switchyard.control.ping", "control", "switchyard.housekeeping:PingParams",
                   "Health probe: reports where it ran, works for `seconds` while heartbeating."))
 register(TaskSpec("switchyard.index.ingest", "index", "switchyard.retrieval.schemas:IngestParams",
                   "Chunk, embed and load documents into a collection, idempotently."))

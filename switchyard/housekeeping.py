@@ -13,7 +13,7 @@ from switchyard import events, jobs
 from switchyard.context import JobContext
 from switchyard.jobs import JobStatus
 
-log = logging.getLogger("switchyard.control")
+log = logging.getLogger("switchyard.housekeeping")
 
 
 class PingParams(BaseModel):
