@@ -62,7 +62,28 @@ def run_job(delivery: Delivery, fn: JobFunction, *, precheck: PreCheck | None = 
 
 
 def _run(delivery: Delivery, fn: JobFunction, precheck: PreCheck | None) -> Any:
+    """A delivery in three phases: claim the job, execute it inside its pool's hooks, settle its end."""
     owner = lease_owner()
+    claim = _claim(delivery, precheck, owner)
+    if claim is None:
+        return None  # invalid, a duplicate, or left to another worker
+    claimed, params = claim
+    outcome = _execute(delivery, fn, params, claimed, owner)
+    if outcome is None:
+        return None  # requeued or the lease lost: another delivery ends the job
+    return _settle(claimed, owner, outcome)
+
+
+@dataclass
+class _Outcome:
+    status: JobStatus
+    result: Any = None
+    error: dict[str, Any] | None = None
+
+
+def _claim(delivery: Delivery, precheck: PreCheck | None, owner: str) -> tuple[Job, Any] | None:
+    """Validate the message, run the pool's pre-check, and claim the job: the claimed row and its params,
+    or None when this delivery must not run (invalid params end the job here)."""
     worker = delivery.worker or owner
     lease_s = get_settings().lease_s
     try:
@@ -95,25 +116,27 @@ def _run(delivery: Delivery, fn: JobFunction, precheck: PreCheck | None) -> Any:
         log.info("dropping duplicate delivery of job %s (status %s, lease held by %s)", delivery.job_id,
                  current.status if current else None, current.lease_owner if current else None)
         return None
-
     # One round trip to Redis; Postgres's copy rides this process's next group commit (its finish).
     events.publish(claimed.id, "status", {"status": "running", "attempt": claimed.attempts,
                                           "worker": claimed.worker}, defer=True)
+    return claimed, params
+
+
+def _execute(delivery: Delivery, fn: JobFunction, params: Any, claimed: Job, owner: str) -> _Outcome | None:
+    """Run the function inside the pool's hooks (switchyard/hooks.py) while the lease is kept; its
+    outcome, or None when the job went back to the queue or to another worker."""
     ctx = JobContext(claimed.id, tenant=claimed.tenant, attempt=claimed.attempts, owner=owner,
                      worker=delivery.worker)
-    # The pool's hooks around the function (switchyard/hooks.py): all of them run before the ledger's end.
-    pool_hooks = hooks.bind(delivery.task, params, ctx)
+    pool_hooks = hooks.bind(delivery.task, params, ctx)  # all of them run before the ledger's end
     lease_keeper().add(claimed.id)
-    result: Any = None
-    error: dict[str, Any] | None = None
     try:
         pool_hooks.before_run()
         returned = fn(params, ctx)
         pool_hooks.after_run(returned)  # a hook that raises here fails the job: no result is recorded
-        result, status = returned, JobStatus.SUCCEEDED
+        return _Outcome(JobStatus.SUCCEEDED, result=returned)
     except JobCancelled as exc:
         pool_hooks.on_cancel(exc)
-        status, error = JobStatus.CANCELLED, {"type": "cancelled", "message": "cancelled on request"}
+        return _Outcome(JobStatus.CANCELLED, error={"type": "cancelled", "message": "cancelled on request"})
     except WorkerShuttingDown as exc:
         pool_hooks.on_requeue(exc)
         lease_keeper().remove(claimed.id)
@@ -133,27 +156,29 @@ def _run(delivery: Delivery, fn: JobFunction, precheck: PreCheck | None) -> Any:
                 pool_hooks.on_requeue(exc)
                 return None
             log.error("job %s: infrastructure fault and no retries left: %r", claimed.id, fault)
-            status = JobStatus.FAILED
             error = {"type": "infrastructure_error", "message": (
                 f"{type(fault).__name__}: {fault} (retried {claimed.infra_retries} times; "
                 "limit SWITCHYARD_MAX_INFRA_RETRIES)")}
         else:
             log.exception("job %s failed", claimed.id)
-            status = JobStatus.FAILED
             # An error that explains itself (disk.DiskFullError) gives its own entry, without a traceback.
             error = exc.job_error() if hasattr(exc, "job_error") else {
                 "type": type(exc).__name__, "message": str(exc), "traceback": traceback.format_exc(limit=8)}
         pool_hooks.on_failure(exc)
+        return _Outcome(JobStatus.FAILED, error=error)
     finally:
         lease_keeper().remove(claimed.id)
 
-    ended = _ledger(jobs.finish, claimed.id, owner, status, result=result, error=error)
+
+def _settle(claimed: Job, owner: str, outcome: _Outcome) -> Any:
+    """Record the end durably, then announce it; the result, or None if the lease was lost first."""
+    ended = _ledger(jobs.finish, claimed.id, owner, outcome.status, result=outcome.result, error=outcome.error)
     if ended is None:
         log.warning("job %s: lease lost before finishing; another worker owns it", claimed.id)
         return None
     faults.kill_point("after_finish")  # tests only: a crash before the end (switchyard/end_repair.py)
     announce_end(ended)
-    return result
+    return outcome.result
 
 
 # --- infrastructure faults (RELIABILITY.md) -----------------------------------------------------------
