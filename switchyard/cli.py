@@ -233,7 +233,7 @@ def cancel(job_id: str) -> None:
 @main.command()
 def demo() -> None:
     """Start the embedded stack, run the end-to-end demo, stop."""
-    from switchyard.demo import run_demo
+    from switchyard.demo.run import run_demo
 
     sys.exit(run_demo())
 

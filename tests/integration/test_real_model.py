@@ -108,8 +108,8 @@ def test_rag_answer_cites_the_number_and_concurrent_runs_each_get_their_own_answ
 
 
 def test_a_lora_adapter_beats_the_base_model_on_held_out_questions(smollm2, tmp_path, recording_context):
+    from switchyard.demo.finetune import HYPERPARAMETERS, held_out_scores
     from switchyard.finetune import files
-    from switchyard.finetune.demo import HYPERPARAMETERS, held_out_scores
     from switchyard.finetune.schemas import TrainParams
     from switchyard.finetune.train import add_adapter, fit, load_base, pad_id
     from switchyard.finetune.training_job import prepare

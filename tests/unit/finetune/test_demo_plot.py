@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from switchyard.finetune.demo import plot_loss, sparkline
+from switchyard.demo.finetune import plot_loss, sparkline
 
 
 def test_loss_curve_png_and_sparkline(tmp_path):

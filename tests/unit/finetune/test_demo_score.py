@@ -1,6 +1,6 @@
 """The demo's held-out score: exact match of the answer (citations aside) and the cited passage."""
 
-from switchyard.finetune.demo import held_out, score
+from switchyard.demo.finetune import held_out, score
 
 
 def test_exact_match_ignores_citations_case_and_a_final_period():
@@ -21,7 +21,7 @@ def test_citing_every_passage_is_not_citing_the_source():
 
 
 def test_the_held_out_set_is_not_in_the_training_set():
-    from switchyard.finetune.demo import DEMO_DATA
+    from switchyard.demo.finetune import DEMO_DATA
 
     train = {row["messages"][-2]["content"] for row in held_out(DEMO_DATA / "train.jsonl")}
     test = [row["messages"][-2]["content"] for row in held_out()]

@@ -1,7 +1,7 @@
 """The evaluation step of ``make demo``: the demo's base model against the same base with the adapter
 the fine-tuning step just trained, on its held-out set, then ``compare`` with paired bootstrap intervals.
 
-``eval_step(stack, console)`` fits ``switchyard.demo.STEPS``; it runs after ``finetune_step``. Both jobs
+``eval_step(stack, console)`` is the last of ``switchyard.demo.run``'s steps; it runs after ``finetune_step``. Both jobs
 go in over HTTP (``POST /jobs``), run on the eval pool, generate their predictions through the LLM
 factory's local provider, and score text overlap and held-out perplexity.
 """
@@ -19,9 +19,9 @@ METRICS = ["chrf", "rouge1", "rougeL", "exact_match", "perplexity", "token_accur
 def held_out_items() -> list[dict[str, Any]]:
     """The fine-tuning demo's held-out chats as eval items (system + user → the assistant's answer);
     the shipped capitals set where that demo has none."""
-    from switchyard.finetune import demo
+    from switchyard.demo.finetune import held_out
 
-    rows = demo.held_out() if hasattr(demo, "held_out") else None
+    rows = held_out()
     if not rows:
         return [json.loads(line) for line in HELDOUT.read_text().splitlines() if line.strip()]
     items = []
@@ -43,12 +43,12 @@ def _submit(api: str, params: dict[str, Any]) -> str:
 
 def _print_answers(console: Any, job_ids: dict[str, str]) -> None:
     """The demo's own reading of the stored predictions: exact answer and the right passage cited
-    (``finetune.demo.score``), and the first few answers side by side."""
+    (``demo.finetune.score``), and the first few answers side by side."""
     from rich.markup import escape
     from rich.table import Table
 
+    from switchyard.demo.finetune import score
     from switchyard.evaluation import store
-    from switchyard.finetune.demo import score
 
     items = {label: store.load_items(job_id) for label, job_id in job_ids.items()}
     table = Table("held-out questions (demo/finetune/handbook/test.jsonl)", "exact match", "cites the source")
@@ -67,9 +67,9 @@ def eval_step(stack: Any, console: Any) -> None:
     from rich.table import Table
 
     from switchyard import client
+    from switchyard.demo.finetune import ANSWER_TOKENS, BASE_NAME
     from switchyard.evaluation.compare import compare_jobs
     from switchyard.finetune import adapters
-    from switchyard.finetune.demo import ANSWER_TOKENS, BASE_NAME
 
     console.print(Rule("Evaluation: the base model vs. the same model with the demo adapter, held-out set"))
     name = getattr(stack, "demo_adapter", None) or adapters.list_adapters(base_model=BASE_NAME)[0].name

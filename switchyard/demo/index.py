@@ -1,7 +1,7 @@
 """The index pool's ``make demo`` step: index ``demo/corpus`` through a signed webhook, follow the job's
 progress over SSE, then search over HTTP and print the answers with their cited sources.
 
-``switchyard.demo.STEPS.append(index_step)`` adds it (the lead's demo module owns the list).
+``switchyard.demo.run`` runs it first among the pools' steps when the index extra is installed.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ QUESTIONS = ["How many API requests may a token send per minute?",
 def index_step(stack: Any, console: Any) -> None:
     from rich.rule import Rule
 
-    from switchyard.demo import post_webhook, sse_events
+    from switchyard.demo.http import post_webhook, sse_events
 
     console.print(Rule("Index the demo corpus, then search it with cited sources"))
     api = stack.urls["SWITCHYARD_API_URL"]
