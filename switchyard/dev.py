@@ -112,6 +112,10 @@ class Supervisor:
             stop["now"] = True
 
         signal.signal(signal.SIGTERM, _stop)
+        # Explicitly, not through KeyboardInterrupt: a shell without job control starts background
+        # commands with SIGINT ignored, and Python then leaves it ignored, so Ctrl-C (or a supervisor's
+        # SIGINT) would never reach us.
+        signal.signal(signal.SIGINT, _stop)
         try:
             while not stop["now"]:
                 self.check()
