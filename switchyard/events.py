@@ -26,6 +26,7 @@ import psycopg_pool
 import redis.exceptions
 
 from switchyard import constants
+from switchyard._singleton import PerProcess
 from switchyard.config import get_settings
 from switchyard.redis_conn import get_redis
 
@@ -385,6 +386,7 @@ def subscribe(
     published from then on is missed), replay the log, then follow live messages, filling any gap from
     the log. ``timeout`` bounds the wait for the *next* event (``TimeoutError``); ``None`` waits forever.
     """
+    channel = constants.job_channel(job_id).encode()
     pubsub = _open_pubsub(job_id)
     cursor = _Cursor(after_seq)
     try:
@@ -408,6 +410,8 @@ def subscribe(
                 if not batch and timeout is not None and waited >= timeout:
                     raise TimeoutError(f"no event for job {job_id} in {timeout}s")
             else:
+                if message["channel"] != channel:  # a reused connection's earlier channel (_open_pubsub)
+                    continue
                 event = Event.from_json(message["data"])
                 batch = cursor.fresh(_replay_or_nothing(job_id, cursor.last) if cursor.is_gap(event) else [event])
             if batch:
@@ -415,7 +419,7 @@ def subscribe(
                 yield from batch
     finally:
         if pubsub is not None:
-            _close_quietly(pubsub)
+            _release_pubsub(pubsub)
 
 
 def _replay_or_nothing(job_id: str, after_seq: int) -> list[Event]:
@@ -440,25 +444,70 @@ def _open_pubsub(job_id: str):  # -> redis.client.PubSub | None
     Returns once Redis has confirmed the subscription: the replay that follows is sent on another
     connection, and only a confirmed subscription guarantees that an event published after the replay
     read the log arrives live (else an `end` in that window would wait for the quiet-channel poll).
+
+    The connection is one a finished subscriber of this process gave back (``_release_pubsub``) when there
+    is one: opening a fresh one per subscriber cost a TCP connect and redis-py's handshake (HELLO, CLIENT
+    SETINFO) on every job a producer waits for. What the earlier subscriber's channel still had in flight
+    arrives before this subscription's confirmation and is dropped with it (``_confirmed``).
     """
-    pubsub = get_redis().pubsub(ignore_subscribe_messages=True)
+    pubsub = _idle_pubsub()
+    if pubsub is None:
+        pubsub = get_redis().pubsub(ignore_subscribe_messages=True)
     try:
         pubsub.subscribe(constants.job_channel(job_id))
-        _confirmed(pubsub)
+        _confirmed(pubsub, constants.job_channel(job_id).encode())
     except REDIS_DOWN:
         _close_quietly(pubsub)
         return None
     return pubsub
 
 
-def _confirmed(pubsub) -> None:
-    """Read the subscribe reply off the pub/sub connection (Redis sends it before any message)."""
+# Per process: subscribed-to-nothing pub/sub connections, for the next subscriber (bounded).
+_idle: PerProcess[list] = PerProcess()
+_IDLE_MAX = 16
+
+
+def _idle_list() -> list:
+    return _idle.get("pubsubs", list)
+
+
+def _idle_pubsub():  # -> redis.client.PubSub | None
+    idle = _idle_list()
+    client = get_redis()
+    while True:
+        try:
+            pubsub = idle.pop()  # list.pop is atomic: concurrent subscribers never share one
+        except IndexError:
+            return None
+        if pubsub.connection_pool is client.connection_pool and pubsub.connection is not None:
+            return pubsub
+        _close_quietly(pubsub)  # another client's (settings changed), or its connection was dropped
+
+
+def _release_pubsub(pubsub) -> None:
+    """Unsubscribe (the reply is read by the next user, see ``_open_pubsub``) and keep the connection for
+    the next subscriber of this process; close it if Redis failed or enough are kept already."""
+    idle = _idle_list()
+    if len(idle) >= _IDLE_MAX or pubsub.connection is None:
+        _close_quietly(pubsub)
+        return
+    try:
+        pubsub.unsubscribe()
+    except REDIS_DOWN:
+        _close_quietly(pubsub)
+        return
+    idle.append(pubsub)
+
+
+def _confirmed(pubsub, channel: bytes) -> None:
+    """Read the subscribe reply off the pub/sub connection (Redis sends it before any message), dropping
+    what a reused connection still held of its earlier channel."""
     pubsub.ignore_subscribe_messages = False
     try:
         deadline = time.monotonic() + SUBSCRIBE_CONFIRM_S
         while time.monotonic() < deadline:  # past it: replay and the quiet-channel poll cover the window
             reply = pubsub.get_message(timeout=SUBSCRIBE_CONFIRM_S)
-            if reply is not None and reply["type"] == "subscribe":
+            if reply is not None and reply["type"] == "subscribe" and reply["channel"] == channel:
                 return
     finally:
         pubsub.ignore_subscribe_messages = True
