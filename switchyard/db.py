@@ -59,7 +59,6 @@ def _new_pool(url: str, durable: bool) -> ConnectionPool:
         kwargs=kwargs,
         configure=_configure_connection,
         check=_check_if_idle,
-        reset=_note_returned,
         open=True,
         name=f"switchyard-{os.getpid()}{'' if durable else '-async'}",
     )
@@ -80,12 +79,12 @@ def _configure_connection(conn: psycopg.Connection) -> None:
 # round trip per checkout; we only pay it for a connection that sat idle in the pool for a while (a busy
 # one has just proved itself). Whatever slips through (a restart inside that window) fails one statement
 # with OperationalError, and the pool drops the broken connection; the runner's ledger writes retry.
+# The time a connection was last used is noted by ``connection()`` as its block ends, not by the pool's
+# ``reset`` callback: with a ``reset`` psycopg_pool hands every returned connection to its worker thread,
+# a thread hand-off (and a connection not yet back for the next caller) on every statement. A connection
+# used outside ``connection()`` is never noted, so it is checked at its next checkout: safe, rare.
 CHECK_IDLE_AFTER_S = 1.0
 _returned_at: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def _note_returned(conn: psycopg.Connection) -> None:
-    _returned_at[conn] = time.monotonic()
 
 
 def _check_if_idle(conn: psycopg.Connection) -> None:
@@ -103,7 +102,10 @@ def connection(*, durable: bool = True) -> Iterator[psycopg.Connection]:
     renewals, the claim, the dispatch mark, the Postgres copy of events that Redis also holds).
     """
     with get_pool(durable=durable).connection() as conn:
-        yield conn
+        try:
+            yield conn
+        finally:
+            _returned_at[conn] = time.monotonic()
 
 
 def close_pools() -> None:
