@@ -54,7 +54,7 @@ def enqueue(
         return job, False
     events.publish(job.id, "status", announced, first=True, stored=True, ts=ts)
     send(job)
-    jobs.mark_dispatched(job.id)
+    jobs.mark_dispatched(job.id, wait=False)  # off the producer's path: it rides the ledger writer
     return job, True
 
 

@@ -395,9 +395,16 @@ def list_jobs(
     )
 
 
-def mark_dispatched(job_id: str) -> None:
-    # Not durable: if Postgres loses this mark in a crash, the outbox sweep sends the job again, and a
-    # duplicate message is dropped by the claim.
+def mark_dispatched(job_id: str, *, wait: bool = True) -> None:
+    """Note that the job's message was sent. Not durable: if Postgres loses this mark in a crash, the
+    outbox sweep sends the job again, and a duplicate message is dropped by the claim.
+
+    ``wait=False`` leaves it to this process's ledger writer (switchyard/ledger_writer.py, ``defer``):
+    nobody reads the mark for ``dispatch_grace_s`` (the outbox sweep), and the claim sets it too, so the
+    producer need not pay a round trip for it; concurrent producers' marks share one commit."""
+    if not wait:
+        ledger_writer().defer(MARK_DISPATCHED_SQL, (job_id,))
+        return
     with connection(durable=False) as conn:
         conn.execute(MARK_DISPATCHED_SQL, (job_id,))
 
