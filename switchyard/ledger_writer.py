@@ -135,8 +135,17 @@ class GroupCommit:
         batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch:]
         self._committing = True
         self._cond.release()
+        retry: list[_Write] = []
         try:
             retry = self._commit(batch)
+        except Exception as exc:
+            # Not a database error (no database URL at exit, a bug): every write of the batch, waited or
+            # deferred, gets it, so no caller waits for a commit that will never come and the background
+            # flusher lives on for the next writes.
+            log.exception("ledger batch of %d writes failed", len(batch))
+            for write in batch:
+                if not write.done:
+                    write.settle(error=exc)
         finally:
             self._cond.acquire()
             self._committing = False

@@ -113,7 +113,8 @@ def test_a_deferred_copy_is_committed_by_the_background_thread(stack):
     writer = GroupCommit(linger_s=0.01)
     writer.defer(events.persist_rows_sql(1), [job.id, 7, "log", '{"x": 1}', 1.0])
     _until(lambda: [(e.seq, e.data) for e in events._durable_events(job.id, 0)] == [(7, {"x": 1})])
-    assert writer.stats.batches == 1
+    # The flusher counts its batch after the commit is visible: wait for the count too.
+    _until(lambda: writer.stats.batches == 1)
 
 
 def test_enqueue_writes_the_first_event_with_the_row_once(stack):
@@ -124,3 +125,28 @@ def test_enqueue_writes_the_first_event_with_the_row_once(stack):
     assert [e.seq for e in stored].count(1) == 1
     first = events.replay(job.id)[0]
     assert (first.seq, first.ts, first.data) == (1, stored[0].ts, stored[0].data)
+
+
+def test_a_batch_failing_outside_the_database_fails_its_writers_and_the_writer_lives_on(stack, monkeypatch):
+    import switchyard.ledger_writer as module
+
+    job = _running_jobs(1, "owner-cfg")[0]
+    writer = GroupCommit(linger_s=0.01)
+    real = module.connection
+
+    def unconfigured(**_kwargs):
+        raise RuntimeError("no database configured")
+
+    monkeypatch.setattr(module, "connection", unconfigured)
+    writer.defer(events.persist_rows_sql(1), [job.id, 7, "log", "{}", 1.0])
+    try:
+        writer.write(jobs.FINISH_SQL, {"id": job.id, "owner": "owner-cfg", "status": "succeeded",
+                                       "result": None, "error": None})
+    except RuntimeError:
+        pass
+    else:
+        raise AssertionError("the waited write did not get the batch's error")
+    _until(lambda: writer.queued() == 0)
+    monkeypatch.setattr(module, "connection", real)
+    writer.defer(events.persist_rows_sql(1), [job.id, 8, "log", "{}", 1.0])  # the flusher is still alive
+    _until(lambda: 8 in [e.seq for e in events._durable_events(job.id, 0)])
