@@ -69,12 +69,6 @@ def _new_saver(url: str) -> Any:
     return PostgresSaver(pool)
 
 
-def head_checkpoint_id(thread_id: str) -> str | None:
-    """The id of the thread's latest root checkpoint, or ``None`` for a new thread."""
-    found = get_checkpointer().get_tuple({"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}})
-    return found.config["configurable"]["checkpoint_id"] if found else None
-
-
 def delete_after(thread_id: str, checkpoint_id: str | None) -> None:
     """Drop every checkpoint the thread got after ``checkpoint_id`` (all of them if ``None``)."""
     if checkpoint_id is None:

@@ -23,7 +23,7 @@ from typing import Any
 from switchyard.agents import threads
 from switchyard.agents.config import get_agent_settings
 from switchyard.agents.schemas import RunParams
-from switchyard.agents.thread_hooks import USAGE
+from switchyard.agents.thread_hooks import TAKEN, USAGE
 from switchyard.context import JobContext
 
 log = logging.getLogger("switchyard.agents.runs")
@@ -85,10 +85,18 @@ def _run_config(params: RunParams, ctx: JobContext, handler: Any) -> dict[str, A
     }
 
 
+def _base(params: RunParams, ctx: JobContext) -> tuple[str | None, bool]:
+    """The thread's head checkpoint and whether the run resumes from it: what ``ThreadHooks`` found taking
+    the thread, or (a run without them) recorded here."""
+    taken = ctx.scratch.get(TAKEN)
+    if taken is not None:
+        return taken.head, taken.resuming
+    return threads.record_base(ctx.job_id, params.thread_id, ctx.attempt)
+
+
 def execute_run(params: RunParams, ctx: JobContext) -> dict[str, Any]:
     """The task body of ``switchyard.agent.run``: returns ``{"status", "values", "usage", ...}``. The run
     holds its thread meanwhile (``ThreadHooks``)."""
-    from switchyard.agents.checkpointer import head_checkpoint_id
     from switchyard.agents.streaming import StreamBridge, langgraph_modes, to_jsonable
     from switchyard.agents.token_events import RunCallbackHandler
 
@@ -99,13 +107,9 @@ def execute_run(params: RunParams, ctx: JobContext) -> dict[str, Any]:
                                  started=time.monotonic(), publish_tokens="messages" in bridge.requested)
     try:
         graph = load_graph(params.graph, model=params.config.configurable.get("model"), tenant=tenant)
-        run = threads.get_run(run_id) or {}
-        head = head_checkpoint_id(thread_id)
         # Redelivered after the run had written checkpoints of its own: continue, don't start over.
-        resuming = ctx.attempt > 1 and run.get("base_recorded") and head != run.get("base_checkpoint_id")
-        if not resuming:
-            threads.set_base_checkpoint(run_id, head)
-        else:
+        head, resuming = _base(params, ctx)
+        if resuming:
             ctx.message("resuming from the last checkpoint", checkpoint_id=head, attempt=ctx.attempt)
         config = _run_config(params, ctx, handler)
         modes = langgraph_modes(params.stream_mode)

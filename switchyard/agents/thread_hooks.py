@@ -2,7 +2,8 @@
 after, recording the run's usage — so neither the task nor the graph runner (``runs.py``) holds that code.
 
     before_run   the thread exists and is the tenant's; the run is recorded; the thread is taken under the
-                 run's multitask strategy (reject / enqueue / interrupt / rollback)
+                 run's multitask strategy (reject / enqueue / interrupt / rollback) and the run's base
+                 checkpoint recorded: one transaction when the thread is free (``threads.take_thread``)
     after_run    thread → ``interrupted`` (paused for a human) or ``idle``
     on_cancel    thread → ``idle``: a cancelled run keeps its checkpoints (``rollback`` deletes them)
     on_failure   thread → ``error``
@@ -25,22 +26,21 @@ from switchyard.hooks import JobHook
 # Where the graph runner leaves the run's usage for these hooks (``JobContext.scratch``), even when the
 # run stops early.
 USAGE = "agent.usage"
+# Where these hooks leave what taking the thread found (``threads.Taken``: head checkpoint, resuming) for
+# the graph runner.
+TAKEN = "agent.taken"
 
 
 class ThreadHooks(JobHook):
     """One run at a time per thread, around every ``switchyard.agent.run`` job."""
 
     def before_run(self, params: RunParams, ctx: JobContext) -> None:  # type: ignore[override]
-        thread = threads.ensure_thread(params.thread_id, tenant=ctx.tenant, graph=params.graph)
-        if thread["tenant"] != ctx.tenant:
-            # Another tenant's thread is, to this run, a thread that does not exist: nothing is read or written.
-            raise threads.ThreadNotFoundError(f"no thread {params.thread_id!r} for tenant {ctx.tenant!r}")
-        threads.record_run(ctx.job_id, params.thread_id, params.graph, tenant=ctx.tenant,
-                           strategy=params.multitask_strategy)
-        # Raises JobCancelled if the run is cancelled while it waits, ThreadBusyError under "reject":
-        # either way it never held the thread, so nothing is unwound.
-        threads.take(ctx.job_id, params.thread_id, params.graph, params.multitask_strategy, wait=ctx.sleep,
-                     cancel=dispatch.cancel)
+        # Raises ThreadNotFoundError for another tenant's thread (nothing is read or written),
+        # JobCancelled if the run is cancelled while it waits, ThreadBusyError under "reject": either way it
+        # never held the thread, so nothing is unwound.
+        ctx.scratch[TAKEN] = threads.take_thread(
+            ctx.job_id, params.thread_id, params.graph, params.multitask_strategy, tenant=ctx.tenant,
+            attempt=ctx.attempt, wait=ctx.sleep, cancel=dispatch.cancel)
 
     def after_run(self, params: RunParams, ctx: JobContext, result: Any) -> None:  # type: ignore[override]
         paused = isinstance(result, dict) and result.get("status") == "interrupted"

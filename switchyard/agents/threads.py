@@ -21,10 +21,14 @@ and whether it was rolled back. The agent pool's ``ThreadHooks`` (``switchyard/a
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
+
+import psycopg
 
 from switchyard.db import connection
 from switchyard.errors import NotFoundError, SwitchyardError
@@ -53,12 +57,19 @@ INSERT INTO agent_runs (run_id, thread_id, graph, tenant, multitask_strategy, me
 VALUES (%(run_id)s, %(thread_id)s, %(graph)s, %(tenant)s, %(strategy)s, %(metadata)s)
 ON CONFLICT (run_id) DO NOTHING
 """
-# The thread's holder, and whether its job is still live in the ledger (a holder whose job ended without
-# releasing the thread, cancelled while queued say, holds nothing).
+# The worker's copy of ensure_thread, for a run whose thread the API did not create (a raw producer): writes
+# nothing to an existing row that already names its graph, and returns nothing (the lock below reads it).
+ENTER_THREAD_SQL = """
+INSERT INTO agent_threads (thread_id, tenant, graph) VALUES (%(thread_id)s, %(tenant)s, %(graph)s)
+ON CONFLICT (thread_id) DO UPDATE SET graph = EXCLUDED.graph WHERE agent_threads.graph IS NULL
+"""
+# The thread's tenant and holder, and whether its job is still live in the ledger (a holder whose job ended
+# without releasing the thread, cancelled while queued say, holds nothing).
 LOCK_THREAD_SQL = """
-SELECT t.active_run, j.status IS NOT NULL AND j.status NOT IN ('succeeded', 'failed', 'cancelled') AS active_live
+SELECT t.tenant, t.active_run,
+       j.status IS NOT NULL AND j.status NOT IN ('succeeded', 'failed', 'cancelled') AS active_live
 FROM agent_threads t LEFT JOIN jobs j ON j.id = t.active_run
-WHERE t.thread_id = %s FOR UPDATE OF t
+WHERE t.thread_id = %(thread_id)s FOR UPDATE OF t
 """
 GET_THREAD_SQL = "SELECT * FROM agent_threads WHERE thread_id = %s"
 DELETE_THREAD_SQL = "DELETE FROM agent_threads WHERE thread_id = %s"
@@ -103,7 +114,18 @@ START_RUN_SQL = """
 UPDATE agent_runs SET started_at = coalesce(started_at, clock_timestamp()), updated_at = now()
 WHERE run_id = %(run_id)s
 """
-SET_BASE_SQL = "UPDATE agent_runs SET base_checkpoint_id = %(base)s, base_recorded = true WHERE run_id = %(run_id)s"
+# The run's base: the thread's head checkpoint (LangGraph's table, newest root checkpoint first, as
+# PostgresSaver.get_tuple reads it) as the run takes the thread. A redelivered run (attempt > 1) that recorded
+# its base before keeps it: if the head moved past it, the run wrote checkpoints of its own and resumes.
+RECORD_BASE_SQL = """
+UPDATE agent_runs r
+SET base_checkpoint_id = CASE WHEN o.resumable THEN r.base_checkpoint_id ELSE h.head END, base_recorded = true
+FROM (SELECT base_recorded AND %(attempt)s > 1 AS resumable FROM agent_runs WHERE run_id = %(run_id)s) o,
+     (SELECT (SELECT checkpoint_id FROM checkpoints WHERE thread_id = %(thread_id)s AND checkpoint_ns = ''
+              ORDER BY checkpoint_id DESC LIMIT 1) AS head) h
+WHERE r.run_id = %(run_id)s
+RETURNING h.head, r.base_checkpoint_id AS base, o.resumable
+"""
 # One statement: the run's usage and end of tenure, and the thread given back.
 RELEASE_SQL = """
 WITH released AS (
@@ -205,36 +227,90 @@ def list_runs(thread_id: str, limit: int = 50) -> list[dict[str, Any]]:
         return conn.execute(LIST_RUNS_SQL, (thread_id, limit)).fetchall()
 
 
+@dataclass(frozen=True, slots=True)
+class Taken:
+    """What taking a thread found."""
+
+    displaced: str | None = None  # the run this one cancelled (interrupt, rollback)
+    head: str | None = None  # the thread's latest root checkpoint once taken (None: a new thread)
+    resuming: bool = False  # a redelivered run whose own checkpoints are there: continue, don't restart
+
+
+@contextmanager
+def _pipelined_transaction() -> Iterator[psycopg.Connection]:
+    """One transaction whose statements go out together: BEGIN rides the first batch and COMMIT the last
+    (psycopg's ``transaction()`` would wait for BEGIN on its own). Reading a result sends what is queued;
+    the results of statements sent after the last read are there once the block has ended."""
+    with connection() as conn:
+        try:
+            with conn.pipeline():
+                conn.execute("BEGIN")
+                yield conn
+                conn.execute("COMMIT")
+        except BaseException:
+            if not conn.broken:
+                with contextlib.suppress(psycopg.Error):
+                    conn.execute("ROLLBACK")
+            raise
+
+
 def take(run_id: str, thread_id: str, graph: str, strategy: str, *, wait: Callable[[float], None],
          cancel: Callable[[str], Any]) -> str | None:
-    """Take the thread for ``run_id`` under ``strategy``; returns the run this one displaced, if any.
+    """Take the thread for an already recorded ``run_id`` under ``strategy``; returns the run this one
+    displaced, if any (``take_thread`` without its first-transaction extras)."""
+    return take_thread(run_id, thread_id, graph, strategy, wait=wait, cancel=cancel).displaced
+
+
+def take_thread(run_id: str, thread_id: str, graph: str, strategy: str, *, wait: Callable[[float], None],
+                cancel: Callable[[str], Any], tenant: str | None = None, attempt: int | None = None) -> Taken:
+    """Take the thread for ``run_id`` under ``strategy``.
 
     ``wait(seconds)`` must honour the job's own stop requests (``JobContext.sleep``), ``cancel(job_id)``
     stops another run (``dispatch.cancel``). A ``rollback`` deletes the displaced run's checkpoints.
+
+    The agent worker's way in (``ThreadHooks``), with ``tenant`` and ``attempt``: the thread is created if
+    missing (``ThreadNotFoundError`` if it is another tenant's: nothing is written), the run is recorded,
+    and once taken the run's base checkpoint is recorded (``RECORD_BASE_SQL``), all in the transaction that
+    locks the thread: two round trips and one commit when the thread is free.
     """
+    args = {"run_id": run_id, "thread_id": thread_id, "graph": graph, "tenant": tenant, "strategy": strategy,
+            "metadata": "{}", "attempt": attempt or 1}
+    entering = tenant is not None
     displaced: str | None = None
     busy_with: str | None = None
-    while busy_with is None:
-        with connection() as conn, conn.transaction():
-            thread = conn.execute(LOCK_THREAD_SQL, (thread_id,)).fetchone()
+    based = None  # the cursor of RECORD_BASE_SQL, read once its transaction has committed
+    while True:
+        with _pipelined_transaction() as conn:
+            if entering:
+                conn.execute(ENTER_THREAD_SQL, args)
+            locked = conn.execute(LOCK_THREAD_SQL, args)
+            if entering:  # rolled back with the rest if the thread is another tenant's
+                conn.execute(RECORD_RUN_SQL, args)
+            # Enqueued runs go first come, first served (only read when the thread is free).
+            earlier = conn.execute(EARLIER_WAITING_SQL, args) if strategy == "enqueue" else None
+            thread = locked.fetchone()  # the round trip for all of the above
+            if entering and thread["tenant"] != tenant:
+                # Another tenant's thread is, to this run, a thread that does not exist.
+                raise ThreadNotFoundError(f"no thread {thread_id!r} for tenant {tenant!r}")
+            entering = False
             active = thread["active_run"] if thread else None
             if active and active != run_id and not thread["active_live"]:
                 active = None  # its job ended without releasing the thread (cancelled while queued, say)
             if active in (None, run_id):
-                earlier = strategy == "enqueue" and conn.execute(
-                    EARLIER_WAITING_SQL, {"thread_id": thread_id, "run_id": run_id}).fetchone()
-                if not earlier:
-                    conn.execute(TAKE_THREAD_SQL, {"run_id": run_id, "thread_id": thread_id, "graph": graph})
-                    conn.execute(START_RUN_SQL, {"run_id": run_id})
-                    break
+                if earlier is None or earlier.fetchone() is None:
+                    conn.execute(TAKE_THREAD_SQL, args)
+                    conn.execute(START_RUN_SQL, args)
+                    if attempt is not None and not (strategy == "rollback" and displaced):
+                        based = conn.execute(RECORD_BASE_SQL, args)
+                    break  # commits
             elif strategy == "reject":
-                busy_with = active
-                continue
+                busy_with = active  # the run's row stays recorded: it reads "rejected" (agent_run_states)
+                break
             elif strategy in ("interrupt", "rollback") and displaced != active:
                 displaced = active
                 cancel(active)
         wait(POLL_S)
-    else:  # the job fails with ThreadBusyError: its run reads "rejected" (agent_run_states)
+    if busy_with is not None:  # the job fails with ThreadBusyError: its run reads "rejected"
         raise ThreadBusyError(f"thread {thread_id} is busy with run {busy_with} (multitask_strategy=reject)")
     if strategy == "rollback" and displaced:
         from switchyard.agents.checkpointer import delete_after
@@ -242,12 +318,25 @@ def take(run_id: str, thread_id: str, graph: str, strategy: str, *, wait: Callab
         base = (get_run(displaced) or {}).get("base_checkpoint_id")
         delete_after(thread_id, base)
         mark_rolled_back(displaced)
-    return displaced
+        if attempt is not None:  # the base is the head once the displaced run's checkpoints are gone
+            head, resuming = record_base(run_id, thread_id, attempt)
+            return Taken(displaced, head, resuming)
+    return Taken(displaced, *_base_found(based.fetchone())) if based is not None else Taken(displaced)
 
 
-def set_base_checkpoint(run_id: str, checkpoint_id: str | None) -> None:
+def record_base(run_id: str, thread_id: str, attempt: int) -> tuple[str | None, bool]:
+    """Record the run's base checkpoint (``RECORD_BASE_SQL``) for a run that holds its thread:
+    ``(the thread's head, whether the run resumes from it)``."""
     with connection() as conn:
-        conn.execute(SET_BASE_SQL, {"run_id": run_id, "base": checkpoint_id})
+        row = conn.execute(RECORD_BASE_SQL, {"run_id": run_id, "thread_id": thread_id, "attempt": attempt}).fetchone()
+    return _base_found(row)
+
+
+def _base_found(row: dict[str, Any] | None) -> tuple[str | None, bool]:
+    """RECORD_BASE_SQL's row → (head, resuming): a redelivered run resumes when the head moved past its base."""
+    if row is None:
+        return None, False
+    return row["head"], bool(row["resumable"]) and row["head"] != row["base"]
 
 
 def mark_rolled_back(run_id: str) -> None:
