@@ -66,10 +66,12 @@ class JobContext:
         return cls(job_id, tenant=tenant, publish=False)
 
     # --- events ------------------------------------------------------------------------------------
-    def emit(self, type: str, data: dict[str, Any] | None = None) -> events.Event | None:
+    def emit(self, type: str, data: dict[str, Any] | None = None, *, defer: bool = False) -> events.Event | None:
+        """Publish an event of the job. ``defer=True``: Postgres's copy rides this process's next ledger
+        commit (``events.publish``), for an event the job's finish follows at once."""
         if not self._publish:
             return None
-        return events.publish(self.job_id, type, data or {})
+        return events.publish(self.job_id, type, data or {}, defer=defer)
 
     def progress(self, done: float, total: float | None = None, **extra: Any) -> None:
         data = {"done": done, "total": total, **extra}
@@ -77,8 +79,8 @@ class JobContext:
             data["fraction"] = round(done / total, 4)
         self.emit("progress", data)
 
-    def metrics(self, **values: Any) -> None:
-        self.emit("metrics", values)
+    def metrics(self, *, defer: bool = False, **values: Any) -> None:
+        self.emit("metrics", values, defer=defer)
 
     def message(self, text: str, **extra: Any) -> None:
         self.emit("message", {"text": text, **extra})

@@ -120,7 +120,9 @@ def execute_run(params: RunParams, ctx: JobContext) -> dict[str, Any]:
         state = graph.get_state({"configurable": {"thread_id": thread_id}})
         interrupts = [to_jsonable(i) for i in state.interrupts]
         usage = handler.summary()
-        ctx.metrics(usage=usage, ttft_ms=usage["ttft_ms"], cost_usd=usage["cost_usd"], tokens=handler.tokens)
+        # Postgres's copy rides the job's finish, which follows at once (Redis has the live event).
+        ctx.metrics(usage=usage, ttft_ms=usage["ttft_ms"], cost_usd=usage["cost_usd"], tokens=handler.tokens,
+                    defer=True)
         return {"status": "interrupted" if interrupts else "success", "run_id": run_id, "thread_id": thread_id,
                 "values": to_jsonable(state.values), "usage": usage, "interrupts": interrupts}
     finally:

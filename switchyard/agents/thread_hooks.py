@@ -54,4 +54,5 @@ class ThreadHooks(JobHook):
 
     @staticmethod
     def _release(params: RunParams, ctx: JobContext, thread_status: str) -> None:
-        threads.release(ctx.job_id, params.thread_id, thread_status, usage=ctx.scratch.get(USAGE))
+        # Rides the job's finish (the runner's next ledger write, after every hook): one commit for both.
+        threads.release(ctx.job_id, params.thread_id, thread_status, usage=ctx.scratch.get(USAGE), wait=False)

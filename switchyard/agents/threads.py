@@ -345,11 +345,23 @@ def mark_rolled_back(run_id: str) -> None:
         conn.execute(ROLLED_BACK_SQL, (run_id,))
 
 
-def release(run_id: str, thread_id: str, thread_status: str, *, usage: dict[str, Any] | None = None) -> None:
+def release(run_id: str, thread_id: str, thread_status: str, *, usage: dict[str, Any] | None = None,
+            wait: bool = True) -> None:
     """Give the thread up, recording what the run used; the thread's status becomes ``idle``,
-    ``interrupted`` or ``error``."""
+    ``interrupted`` or ``error``.
+
+    ``wait=False`` (the agent pool's hooks) leaves the write to this process's ledger writer
+    (``switchyard.ledger_writer``, ``defer``): it rides the job's finish, the durable commit that follows at
+    once, instead of paying a commit of its own. Nothing is lost if the worker dies first: the job is not
+    finished either, and a redelivered run finds itself still holding the thread; a holder whose job has
+    ended holds nothing (``LOCK_THREAD_SQL``)."""
     usage = usage or {}
+    args = {"run_id": run_id, "thread_id": thread_id, "status": thread_status, "usage": _json(usage or None),
+            "cost": usage.get("cost_usd"), "ttft": usage.get("ttft_ms")}
+    if not wait:
+        from switchyard.ledger_writer import ledger_writer
+
+        ledger_writer().defer(RELEASE_SQL, args)
+        return
     with connection() as conn:
-        conn.execute(RELEASE_SQL, {"run_id": run_id, "thread_id": thread_id, "status": thread_status,
-                                   "usage": _json(usage or None), "cost": usage.get("cost_usd"),
-                                   "ttft": usage.get("ttft_ms")})
+        conn.execute(RELEASE_SQL, args)
