@@ -85,6 +85,37 @@ def _run_config(params: RunParams, ctx: JobContext, handler: Any) -> dict[str, A
     }
 
 
+class FinalValues:
+    """The run's final state, read off its own stream instead of from Postgres afterwards.
+
+    LangGraph is always asked for ``values`` (and ``updates``, where interrupts show): the last ``values``
+    chunk of the root graph is the state its last checkpoint holds. ``values`` is ``None`` when that is not
+    certain: the run paused or was interrupted anywhere (``__interrupt__``), produced no root chunk (a
+    resumed run with nothing left to do), or the graph streams other channels than its state has (an output
+    schema); the caller then reads the state with ``graph.get_state``.
+    """
+
+    MODES = ("updates", "values")
+
+    def __init__(self, graph: Any):
+        self._same_channels = list(graph.output_channels) == list(graph.stream_channels_asis)
+        self._values: Any = None
+        self._interrupted = False
+
+    def see(self, part: tuple) -> None:
+        ns, mode, chunk = part
+        if mode not in self.MODES or not isinstance(chunk, dict):
+            return
+        if "__interrupt__" in chunk:
+            self._interrupted = True
+        elif mode == "values" and not ns:
+            self._values = chunk
+
+    @property
+    def values(self) -> Any:
+        return self._values if self._same_channels and not self._interrupted else None
+
+
 def _base(params: RunParams, ctx: JobContext) -> tuple[str | None, bool]:
     """The thread's head checkpoint and whether the run resumes from it: what ``ThreadHooks`` found taking
     the thread, or (a run without them) recorded here."""
@@ -112,19 +143,24 @@ def execute_run(params: RunParams, ctx: JobContext) -> dict[str, Any]:
         if resuming:
             ctx.message("resuming from the last checkpoint", checkpoint_id=head, attempt=ctx.attempt)
         config = _run_config(params, ctx, handler)
-        modes = langgraph_modes(params.stream_mode)
+        modes = sorted(set(langgraph_modes(params.stream_mode)) | set(FinalValues.MODES))
+        final = FinalValues(graph)
         for part in graph.stream(_graph_input(params, resuming), config, stream_mode=modes, subgraphs=True,
                                  durability=settings.durability):
+            final.see(part)
             bridge.handle(part)
             ctx.raise_if_stopped()
-        state = graph.get_state({"configurable": {"thread_id": thread_id}})
-        interrupts = [to_jsonable(i) for i in state.interrupts]
+        if (values := final.values) is not None:
+            interrupts: list[Any] = []
+        else:
+            state = graph.get_state({"configurable": {"thread_id": thread_id}})
+            values, interrupts = state.values, [to_jsonable(i) for i in state.interrupts]
         usage = handler.summary()
         # Postgres's copy rides the job's finish, which follows at once (Redis has the live event).
         ctx.metrics(usage=usage, ttft_ms=usage["ttft_ms"], cost_usd=usage["cost_usd"], tokens=handler.tokens,
                     defer=True)
         return {"status": "interrupted" if interrupts else "success", "run_id": run_id, "thread_id": thread_id,
-                "values": to_jsonable(state.values), "usage": usage, "interrupts": interrupts}
+                "values": to_jsonable(values), "usage": usage, "interrupts": interrupts}
     finally:
         # What the run used, also when it stops early: the thread hooks record it with the run.
         ctx.scratch[USAGE] = handler.summary()
