@@ -6,6 +6,7 @@ nothing here runs at import. The control pool calls :func:`prune_checkpoints`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from typing import Any
@@ -66,7 +67,12 @@ def _new_saver(url: str) -> Any:
         kwargs["options"] = "-c synchronous_commit=off"
     pool = ConnectionPool(url, min_size=1, max_size=settings.checkpoint_pool_size, kwargs=kwargs,
                           open=True, name=f"switchyard-checkpoints-{os.getpid()}")
-    return PostgresSaver(pool)
+    saver = PostgresSaver(pool)
+    # PostgresSaver holds one lock around every call, which a single shared connection needs. Over a pool
+    # each call takes a connection of its own, so the lock only made the agent pool's run threads (16)
+    # queue behind each other's checkpoint round trips: with it, a worker wrote one checkpoint at a time.
+    saver.lock = contextlib.nullcontext()
+    return saver
 
 
 def delete_after(thread_id: str, checkpoint_id: str | None) -> None:
