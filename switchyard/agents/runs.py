@@ -128,9 +128,11 @@ def _base(params: RunParams, ctx: JobContext) -> tuple[str | None, bool]:
 def execute_run(params: RunParams, ctx: JobContext) -> dict[str, Any]:
     """The task body of ``switchyard.agent.run``: returns ``{"status", "values", "usage", ...}``. The run
     holds its thread meanwhile (``ThreadHooks``)."""
+    from switchyard.agents.executor import install
     from switchyard.agents.streaming import StreamBridge, langgraph_modes, to_jsonable
     from switchyard.agents.token_events import RunCallbackHandler
 
+    install()  # LangGraph's background work on this process's thread pool, not a new pool per run
     settings = get_agent_settings()
     run_id, thread_id, tenant = ctx.job_id, params.thread_id, ctx.tenant
     bridge = StreamBridge(ctx.emit, params.stream_mode)
