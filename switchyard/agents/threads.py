@@ -57,6 +57,15 @@ INSERT INTO agent_runs (run_id, thread_id, graph, tenant, multitask_strategy, me
 VALUES (%(run_id)s, %(thread_id)s, %(graph)s, %(tenant)s, %(strategy)s, %(metadata)s)
 ON CONFLICT (run_id) DO NOTHING
 """
+# A stateless run's new thread and the run's row, in one statement: nobody else knows the thread yet, so
+# there is no holder to lock out or wait for.
+RESERVE_ON_NEW_THREAD_SQL = """
+WITH thread AS (
+    INSERT INTO agent_threads (thread_id, tenant, graph) VALUES (%(thread_id)s, %(tenant)s, %(graph)s)
+)
+INSERT INTO agent_runs (run_id, thread_id, graph, tenant, multitask_strategy, metadata)
+VALUES (%(run_id)s, %(thread_id)s, %(graph)s, %(tenant)s, %(strategy)s, %(metadata)s)
+"""
 # The worker's copy of ensure_thread, for a run whose thread the API did not create (a raw producer): writes
 # nothing to an existing row that already names its graph, and returns nothing (the lock below reads it).
 ENTER_THREAD_SQL = """
@@ -94,6 +103,14 @@ WHERE r.thread_id = %(thread_id)s AND r.run_id <> %(run_id)s
 ORDER BY r.created_at LIMIT 1
 """
 UNSENT_RUN_S = 30.0
+# "reject": the run's row only if no other run is busy on the thread (sent after the lock, so its snapshot
+# sees every run recorded before the lock was granted).
+RECORD_RUN_UNLESS_BUSY_SQL = f"""
+INSERT INTO agent_runs (run_id, thread_id, graph, tenant, multitask_strategy, metadata)
+SELECT %(run_id)s, %(thread_id)s, %(graph)s, %(tenant)s, %(strategy)s, %(metadata)s
+WHERE NOT EXISTS ({BUSY_RUN_SQL})
+ON CONFLICT (run_id) DO NOTHING
+"""
 INSERT_NOTE_SQL = "INSERT INTO agent_notes (thread_id, text, tenant) VALUES (%s, %s, %s) RETURNING id"
 # Enqueued runs go first come, first served: an older run still waiting on the thread (it never took it,
 # and its job has not ended) goes first.
@@ -143,6 +160,24 @@ def _json(value: Any) -> str | None:
     return None if value is None else json.dumps(value, default=str)
 
 
+@contextmanager
+def _pipelined_transaction() -> Iterator[psycopg.Connection]:
+    """One transaction whose statements go out together: BEGIN rides the first batch and COMMIT the last
+    (psycopg's ``transaction()`` would wait for BEGIN on its own). Reading a result sends what is queued;
+    the results of statements sent after the last read are there once the block has ended."""
+    with connection() as conn:
+        try:
+            with conn.pipeline():
+                conn.execute("BEGIN")
+                yield conn
+                conn.execute("COMMIT")
+        except BaseException:
+            if not conn.broken:
+                with contextlib.suppress(psycopg.Error):
+                    conn.execute("ROLLBACK")
+            raise
+
+
 def ensure_thread(thread_id: str, *, tenant: str = "default", graph: str | None = None,
                   metadata: dict[str, Any] | None = None) -> dict[str, Any]:
     with connection() as conn:
@@ -187,26 +222,35 @@ def save_note(thread_id: str, text: str, tenant: str | None) -> int:
         return conn.execute(INSERT_NOTE_SQL, (thread_id, text, tenant)).fetchone()["id"]
 
 
-def record_run(run_id: str, thread_id: str, graph: str, *, tenant: str = "default", strategy: str = "enqueue",
-               metadata: dict[str, Any] | None = None) -> None:
-    """The run's row (idempotent: the API writes it at submission, the worker again on delivery)."""
-    with connection() as conn:
-        conn.execute(RECORD_RUN_SQL, {"run_id": run_id, "thread_id": thread_id, "graph": graph, "tenant": tenant,
-                                      "strategy": strategy, "metadata": _json(metadata or {})})
-
-
 def reserve_run(run_id: str, thread_id: str, graph: str, *, tenant: str = "default", strategy: str = "enqueue",
                 metadata: dict[str, Any] | None = None) -> None:
     """Record a new run under the thread's row lock. With ``strategy="reject"`` a thread that has another run
     pending or running refuses it (``ThreadBusyError``, nothing recorded): the check and the insert share one
-    transaction on the locked row, so of two concurrent creates on an idle thread only one passes."""
+    transaction on the locked row, so of two concurrent creates on an idle thread only one passes. Its
+    statements and the commit go out in one round trip: each one after the lock reads a snapshot taken once
+    the lock is granted."""
     args = {"run_id": run_id, "thread_id": thread_id, "graph": graph, "tenant": tenant, "strategy": strategy,
             "metadata": _json(metadata or {}), "unsent_s": UNSENT_RUN_S}
-    with connection() as conn, conn.transaction():
+    busy = None
+    with _pipelined_transaction() as conn:
         conn.execute(LOCK_ACTIVE_RUN_SQL, (thread_id,))
-        if strategy == "reject" and (busy := conn.execute(BUSY_RUN_SQL, args).fetchone()):
-            raise ThreadBusyError(f"thread {thread_id} is busy with run {busy['run_id']} (multitask_strategy=reject)")
-        conn.execute(RECORD_RUN_SQL, args)
+        if strategy == "reject":
+            busy = conn.execute(BUSY_RUN_SQL, args)
+            conn.execute(RECORD_RUN_UNLESS_BUSY_SQL, args)  # records nothing if BUSY_RUN_SQL found a run
+        else:
+            conn.execute(RECORD_RUN_SQL, args)
+    if busy is not None and (holder := busy.fetchone()):
+        raise ThreadBusyError(f"thread {thread_id} is busy with run {holder['run_id']} (multitask_strategy=reject)")
+
+
+def reserve_run_on_new_thread(run_id: str, thread_id: str, graph: str, *, tenant: str = "default",
+                              strategy: str = "enqueue", metadata: dict[str, Any] | None = None) -> None:
+    """Create a thread (an id nobody has used) with ``run_id`` recorded on it, in one statement: a stateless
+    run (``POST /runs/wait``), where there is no other run to check or lock out."""
+    with connection() as conn:
+        conn.execute(RESERVE_ON_NEW_THREAD_SQL, {"run_id": run_id, "thread_id": thread_id, "graph": graph,
+                                                 "tenant": tenant, "strategy": strategy,
+                                                 "metadata": _json(metadata or {})})
 
 
 def forget_run(run_id: str) -> None:
@@ -234,24 +278,6 @@ class Taken:
     displaced: str | None = None  # the run this one cancelled (interrupt, rollback)
     head: str | None = None  # the thread's latest root checkpoint once taken (None: a new thread)
     resuming: bool = False  # a redelivered run whose own checkpoints are there: continue, don't restart
-
-
-@contextmanager
-def _pipelined_transaction() -> Iterator[psycopg.Connection]:
-    """One transaction whose statements go out together: BEGIN rides the first batch and COMMIT the last
-    (psycopg's ``transaction()`` would wait for BEGIN on its own). Reading a result sends what is queued;
-    the results of statements sent after the last read are there once the block has ended."""
-    with connection() as conn:
-        try:
-            with conn.pipeline():
-                conn.execute("BEGIN")
-                yield conn
-                conn.execute("COMMIT")
-        except BaseException:
-            if not conn.broken:
-                with contextlib.suppress(psycopg.Error):
-                    conn.execute("ROLLBACK")
-            raise
 
 
 def take(run_id: str, thread_id: str, graph: str, strategy: str, *, wait: Callable[[float], None],

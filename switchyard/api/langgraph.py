@@ -261,16 +261,19 @@ def _run_out(job: jobs.Job, run: dict[str, Any] | None) -> dict[str, Any]:
             "cost_usd": (run or {}).get("cost_usd"), "error": job.error}
 
 
-def _start_run(thread_id: str, tenant: str, body: RunCreate) -> jobs.Job:
+def _start_run(thread_id: str, tenant: str, body: RunCreate, *, new_thread: bool = False) -> jobs.Job:
+    """Record the run and send its job. ``new_thread``: ``thread_id`` is a fresh id (a stateless run), created
+    here with the run in one statement."""
     graph = _known_assistant(body.assistant_id)
-    try:
-        row = threads.get_thread(thread_id)
-    except threads.ThreadNotFoundError:
-        if body.if_not_exists != "create":
-            raise APIError(status.HTTP_404_NOT_FOUND, "not_found", f"no thread {thread_id}") from None
-        row = threads.ensure_thread(thread_id, tenant=tenant, graph=graph)
-    if row["tenant"] != tenant:
-        raise APIError(status.HTTP_404_NOT_FOUND, "not_found", f"no thread {thread_id}")
+    if not new_thread:
+        try:
+            row = threads.get_thread(thread_id)
+        except threads.ThreadNotFoundError:
+            if body.if_not_exists != "create":
+                raise APIError(status.HTTP_404_NOT_FOUND, "not_found", f"no thread {thread_id}") from None
+            row = threads.ensure_thread(thread_id, tenant=tenant, graph=graph)
+        if row["tenant"] != tenant:
+            raise APIError(status.HTTP_404_NOT_FOUND, "not_found", f"no thread {thread_id}")
     params: dict[str, Any] = {
         "graph": graph, "thread_id": thread_id, "config": body.config.model_dump(exclude_defaults=True),
         "stream_mode": [body.stream_mode] if isinstance(body.stream_mode, str) else body.stream_mode,
@@ -283,9 +286,9 @@ def _start_run(thread_id: str, tenant: str, body: RunCreate) -> jobs.Job:
     run_id = jobs.new_job_id()
     # Recorded before the message is sent, so first-come-first-served queueing sees it in order; with
     # "reject", a thread with a run pending or running refuses it here, at once, as LangGraph Platform does.
+    reserve = threads.reserve_run_on_new_thread if new_thread else threads.reserve_run
     try:
-        threads.reserve_run(run_id, thread_id, graph, tenant=tenant, strategy=body.multitask_strategy,
-                            metadata=body.metadata)
+        reserve(run_id, thread_id, graph, tenant=tenant, strategy=body.multitask_strategy, metadata=body.metadata)
     except threads.ThreadBusyError as exc:
         raise APIError(status.HTTP_409_CONFLICT, "thread_busy", str(exc)) from None
     try:
@@ -333,9 +336,7 @@ def wait_run(thread_id: str, body: RunCreate, tenant: Tenant) -> dict[str, Any]:
 
 @router.post("/runs/wait", summary="Stateless run on a new thread; wait for its final values")
 def wait_stateless(body: RunCreate, tenant: Tenant) -> dict[str, Any]:
-    thread_id = str(uuid.uuid4())
-    threads.ensure_thread(thread_id, tenant=tenant, graph=body.assistant_id)
-    return _join(_start_run(thread_id, tenant, body))
+    return _join(_start_run(str(uuid.uuid4()), tenant, body, new_thread=True))
 
 
 @router.get("/threads/{thread_id}/runs", summary="List a thread's runs, newest first")
