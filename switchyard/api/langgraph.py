@@ -311,16 +311,26 @@ def _tenant_run(thread_id: str, run_id: str, tenant: str) -> jobs.Job:
 
 
 def _join(job: jobs.Job) -> dict[str, Any]:
-    """Wait for the run to end; LangGraph answers with the thread's values (or the error)."""
-    for _event in events.subscribe(job.id, timeout=WAIT_TIMEOUT_S):
-        pass
-    ended = jobs.get(job.id)
-    if ended.status is jobs.JobStatus.SUCCEEDED and isinstance(ended.result, dict):
-        values = ended.result.get("values", {})
-        if ended.result.get("interrupts"):
-            return {**values, "__interrupt__": ended.result["interrupts"]}
+    """Wait for the run to end; LangGraph answers with the thread's values (or the error).
+
+    The answer is read off the job's ``end`` event, which carries the ledger row's final status, error and
+    result (``runner.announce_end`` publishes it from the row once the finish is durable), so the ledger is
+    not read again; an ``end`` without them (none is published so) falls back to the row."""
+    end: dict[str, Any] = {}
+    for event in events.subscribe(job.id, timeout=WAIT_TIMEOUT_S):
+        if event.is_end:
+            end = event.data
+    if "status" in end:
+        status_, result, error = jobs.JobStatus(end["status"]), end.get("result"), end.get("error")
+    else:
+        ended = jobs.get(job.id)
+        status_, result, error = ended.status, ended.result, ended.error
+    if status_ is jobs.JobStatus.SUCCEEDED and isinstance(result, dict):
+        values = result.get("values", {})
+        if result.get("interrupts"):
+            return {**values, "__interrupt__": result["interrupts"]}
         return values
-    return {"__error__": ended.error or {"type": ended.status.value}}
+    return {"__error__": error or {"type": status_.value}}
 
 
 @router.post("/threads/{thread_id}/runs", summary="Create a background run")
