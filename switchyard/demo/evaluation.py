@@ -42,7 +42,8 @@ def _submit(api: str, params: dict[str, Any]) -> str:
 
 
 def _print_answers(console: Any, job_ids: dict[str, str]) -> None:
-    """The demo's own reading of the stored predictions: exact answer and the right passage cited
+    """The demo's own reading of the stored predictions: exact answer, answer anywhere in the reply, and
+    the right passage cited
     (``demo.finetune.score``), and the first few answers side by side."""
     from rich.markup import escape
     from rich.table import Table
@@ -51,7 +52,8 @@ def _print_answers(console: Any, job_ids: dict[str, str]) -> None:
     from switchyard.evaluation import store
 
     items = {label: store.load_items(job_id) for label, job_id in job_ids.items()}
-    table = Table("held-out questions (demo/finetune/handbook/test.jsonl)", "exact match", "cites the source")
+    table = Table("held-out questions (demo/finetune/handbook/test.jsonl)", "exact match", "answer in reply",
+                  "cites the source")
     for label, rows in items.items():
         scores = [score(r["prediction"] or "", r["item"]["references"][0]) for r in rows]
         table.add_row(label, *(f"{sum(s[k] for s in scores) / len(scores):.2f}" for k in scores[0]))

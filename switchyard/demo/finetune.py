@@ -22,15 +22,13 @@ from switchyard.finetune.base_models import DEFAULT_CHAT_MODEL
 DEMO_DATA = Path(__file__).resolve().parents[2] / "demo" / "finetune" / "handbook"
 BASE_NAME = DEFAULT_CHAT_MODEL
 SUFFIX = "handbook"
-# A short run that fits the demo's budget on 2 CPU cores: 28 examples, one epoch, a high LoRA rate, and
-# LoRA on the top 10 of the 30 layers only, so the backward pass stops there (the answer format is a
-# matter of the last layers; a third of the backward cost).
-TOP_LAYERS = range(20, 30)
-HYPERPARAMETERS = {"n_epochs": 1, "batch_size": 4, "learning_rate": 2e-3, "r": 16, "eval_interval": 7,
-                   "checkpoint_interval": 100,
-                   "target_modules": [f"layers.{i}.{m}" for i in TOP_LAYERS for m in (
-                       "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
-                       "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj")]}
+# A run that fits the demo's budget on 2 CPU cores (about 100 s): 28 examples, 3 epochs of 7 steps, LoRA
+# on every linear layer. Measured on the held-out set (exact match / right passage cited, base 0.00 /
+# 0.00): this run 0.88 / 0.62. Cheaper runs learn the format but not where the answer is: LoRA on the top
+# 10 layers only, one epoch at lr 2e-3, collapses to "1 [1]" (0.12 / 0.25); 2 epochs at lr 3e-4 0.25;
+# top 10 layers at 5e-4 or 1e-3 for 2-3 epochs 0.12; lr 1e-3 on every layer, 2 epochs, 0.75 / 0.50.
+HYPERPARAMETERS = {"n_epochs": 3, "batch_size": 4, "learning_rate": 5e-4, "r": 16, "eval_interval": 7,
+                   "checkpoint_interval": 100, "target_modules": "all-linear"}
 ANSWER_TOKENS = 32  # the format's answers are a few tokens; the base model's sentences are cut here
 _CITATION = re.compile(r"\[(\d+)\]")
 
@@ -75,11 +73,15 @@ def _answer(text: str) -> str:
 
 
 def score(prediction: str, reference: str) -> dict[str, float]:
-    """Exact match of the answer (citations aside), and whether exactly the reference's passages are
-    cited: a reply that lists every passage number cites nothing in particular, so it scores 0."""
+    """Exact match of the answer (citations aside); whether the answer appears anywhere in the reply (the
+    base model's sentences often hold it: what it gets wrong is the format); and whether exactly the
+    reference's passages are cited: a reply that lists every passage number cites nothing in particular,
+    so it scores 0."""
     cited = {int(n) for n in _CITATION.findall(prediction)}
     wanted = {int(n) for n in _CITATION.findall(reference)}
-    return {"exact_match": float(_answer(prediction) == _answer(reference)),
+    answer, expected = _answer(prediction), _answer(reference)
+    return {"exact_match": float(answer == expected),
+            "answer_in_reply": float(expected in answer),
             "cites_source": float(bool(wanted) and wanted == cited)}
 
 

@@ -116,7 +116,7 @@ def test_a_lora_adapter_beats_the_base_model_on_held_out_questions(smollm2, tmp_
 
     train = files.save_file((HANDBOOK / "train.jsonl").read_bytes(), "train.jsonl", "fine-tune")
     params = TrainParams(model=MODEL, training_file=train.id, seed=7, method={"type": "lora", "hyperparameters": {
-        **HYPERPARAMETERS, "eval_interval": 1000}})  # the demo's run: 7 steps on the top 10 layers
+        **HYPERPARAMETERS, "eval_interval": 1000}})  # the demo's run: 3 epochs of 7 steps
     prep = prepare(params, seed=7, tenant="default")
     model = add_adapter(load_base(str(smollm2), "lora", prep.cfg), prep.cfg)
     fit(model, prep.cfg, prep.train, prep.valid, recording_context, pad=pad_id(prep.tokenizer))
@@ -124,8 +124,10 @@ def test_a_lora_adapter_beats_the_base_model_on_held_out_questions(smollm2, tmp_
     del model
 
     scores = held_out_scores(smollm2, {"base": (None, None), "adapter": ("handbook-test", tmp_path / "adapter")})
-    assert scores["adapter"]["exact_match"] > scores["base"]["exact_match"], scores
-    assert scores["adapter"]["cites_source"] >= scores["base"]["cites_source"], scores
+    # Measured with this seed: base 0.00 exact / 0.00 cited, adapter 0.88 / 0.62 (8 questions). The margins
+    # asked here leave room for the numerics of another CPU without letting a collapsed adapter pass.
+    assert scores["adapter"]["exact_match"] >= scores["base"]["exact_match"] + 0.5, scores
+    assert scores["adapter"]["cites_source"] > scores["base"]["cites_source"], scores
 
 
 @pytest.fixture

@@ -1,17 +1,20 @@
-"""The demo's held-out score: exact match of the answer (citations aside) and the cited passage."""
+"""The demo's held-out score: exact match of the answer (citations aside), the answer anywhere in the reply,
+and the cited passage."""
 
 from switchyard.demo.finetune import held_out, score
 
 
 def test_exact_match_ignores_citations_case_and_a_final_period():
-    assert score("600 requests per minute [2]", "600 requests per minute [2]") == {"exact_match": 1.0,
-                                                                                  "cites_source": 1.0}
-    assert score("600 Requests per minute. [3]", "600 requests per minute [2]") == {"exact_match": 1.0,
-                                                                                   "cites_source": 0.0}
+    assert score("600 requests per minute [2]", "600 requests per minute [2]") == {
+        "exact_match": 1.0, "answer_in_reply": 1.0, "cites_source": 1.0}
+    assert score("600 Requests per minute. [3]", "600 requests per minute [2]") == {
+        "exact_match": 1.0, "answer_in_reply": 1.0, "cites_source": 0.0}
 
 
-def test_a_sentence_around_the_answer_is_not_an_exact_match():
-    assert score("A token may send 600 requests per minute [2].", "600 requests per minute [2]")["exact_match"] == 0
+def test_a_sentence_around_the_answer_is_not_an_exact_match_but_holds_the_answer():
+    wordy = score("A token may send 600 requests per minute [2].", "600 requests per minute [2]")
+    assert wordy["exact_match"] == 0 and wordy["answer_in_reply"] == 1
+    assert score("A token may send 600 requests.", "600 requests per minute [2]")["answer_in_reply"] == 0
     assert score("600 requests per minute", "600 requests per minute [2]")["cites_source"] == 0
 
 
