@@ -164,8 +164,14 @@ def _json(value: Any) -> str | None:
 def _pipelined_transaction() -> Iterator[psycopg.Connection]:
     """One transaction whose statements go out together: BEGIN rides the first batch and COMMIT the last
     (psycopg's ``transaction()`` would wait for BEGIN on its own). Reading a result sends what is queued;
-    the results of statements sent after the last read are there once the block has ended."""
-    with connection() as conn:
+    the results of statements sent after the last read are there once the block has ended.
+
+    Its commit does not wait for the WAL flush (``connection(durable=False)``). Every use is followed by a
+    durable commit that depends on it (the API's reservation by the job's row, ``dispatch.enqueue``; the
+    worker's take by the job's finish), and Postgres flushes its WAL in order: once that later commit is
+    durable, so is this one. A crash before it loses both, which is where the caller was before it began
+    (no job recorded; a job that never finished, run again with its thread still free or still its own)."""
+    with connection(durable=False) as conn:
         try:
             with conn.pipeline():
                 conn.execute("BEGIN")
@@ -246,8 +252,9 @@ def reserve_run(run_id: str, thread_id: str, graph: str, *, tenant: str = "defau
 def reserve_run_on_new_thread(run_id: str, thread_id: str, graph: str, *, tenant: str = "default",
                               strategy: str = "enqueue", metadata: dict[str, Any] | None = None) -> None:
     """Create a thread (an id nobody has used) with ``run_id`` recorded on it, in one statement: a stateless
-    run (``POST /runs/wait``), where there is no other run to check or lock out."""
-    with connection() as conn:
+    run (``POST /runs/wait``), where there is no other run to check or lock out. Committed without waiting
+    for the WAL flush, as ``_pipelined_transaction``: the job's durable row follows and flushes it."""
+    with connection(durable=False) as conn:
         conn.execute(RESERVE_ON_NEW_THREAD_SQL, {"run_id": run_id, "thread_id": thread_id, "graph": graph,
                                                  "tenant": tenant, "strategy": strategy,
                                                  "metadata": _json(metadata or {})})
