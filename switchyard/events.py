@@ -12,10 +12,13 @@ has already yielded and back-filling from the log if it sees a gap. It stops aft
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import itertools
 import json
 import logging
+import os
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import asdict, dataclass, field
@@ -127,6 +130,26 @@ def publish_many(job_id: str, items: list[tuple[str, dict[str, Any] | None]], *,
     for type, _data in items:
         if type not in EVENT_TYPES:
             raise ValueError(f"unknown event type {type!r}; expected one of {sorted(EVENT_TYPES)}")
+    if _held:  # an event this process holds back (``hold``) goes out first
+        if first:  # a new job: whatever the jobs held here announced may have caused it (sub-jobs)
+            release_held()
+        else:
+            head = _take_held(job_id)
+            if head is not None:
+                try:
+                    published = _publish_now(job_id, [*head.items, *items], persist, first, stored, defer, ts,
+                                             held=len(head.items))
+                finally:
+                    _release(head)
+                return published[len(head.items):]
+    return _publish_now(job_id, items, persist, first, stored, defer, ts)
+
+
+def _publish_now(job_id: str, items: list[tuple[str, dict[str, Any] | None]], persist: bool, first: bool,
+                 stored: bool, defer: bool, ts: float | None, *, held: int = 0) -> list[Event]:
+    """``publish_many`` itself. ``held``: how many leading items were held back (``hold``); their Postgres
+    copy goes with the copy of the caller's own durable events when they are written now (one statement),
+    else it is deferred (the caller's are not durable: a progress event)."""
     minimum = _floors.pop(job_id, "")
     ts = time.time() if ts is None else ts
     try:
@@ -146,6 +169,8 @@ def publish_many(job_id: str, items: list[tuple[str, dict[str, Any] | None]], *,
     if stored and first and published[0].seq == 1:
         durable = durable[1:] if durable and durable[0].seq == 1 else durable
     if durable and persist:
+        if held and not defer and durable[-1].seq <= published[held - 1].seq:
+            defer = True  # only held events are durable here: their copy is deferred, as when alone
         if defer:
             from switchyard.ledger_writer import ledger_writer
 
@@ -153,6 +178,117 @@ def publish_many(job_id: str, items: list[tuple[str, dict[str, Any] | None]], *,
         else:
             _persist_retrying(durable)
     return published
+
+
+# --- held events: a job's `running` goes out with its next event, in one call ------------------------------
+
+# How long ``hold`` keeps an event back at most, waiting for the job's next event to go out with it.
+HOLD_S = 0.01
+
+
+@dataclass(eq=False)
+class _Held:
+    job_id: str
+    items: list[tuple[str, dict[str, Any] | None]]
+    due: float
+    lock: threading.Lock = field(default_factory=threading.Lock)  # held while it is being published
+    done: bool = False
+
+
+_held: dict[str, _Held] = {}
+_held_cond = threading.Condition()
+_held_flusher: list[int] = []  # the pid whose flusher thread runs
+_held_idle: list[bool] = []  # [True] while that thread waits for a notify (nothing held for a second)
+
+
+def hold(job_id: str, type: str, data: dict[str, Any] | None = None, *, linger_s: float = HOLD_S) -> None:
+    """Publish one event of a job with the job's next one, in one call, or alone after ``linger_s``.
+
+    For a job's `running` status (runner._claim): a short job's first event (a progress) carries it,
+    which saves a round trip to Redis per job. Order is kept: any publish of the same job
+    in this process sends it first (same call), a new job's first event (``first=True``: a sub-job the
+    held job made) waits until every held event is out, and ``release_held`` sends it at once. Its
+    Postgres copy follows the call that carries it (deferred when published alone). A process killed
+    while it holds the event never publishes it: that attempt ends without an `end` either, and the
+    job runs again (its new attempt publishes its own `running`)."""
+    if type not in EVENT_TYPES:
+        raise ValueError(f"unknown event type {type!r}; expected one of {sorted(EVENT_TYPES)}")
+    release_held(job_id)  # one held event per job
+    with _held_cond:
+        _held[job_id] = _Held(job_id, [(type, data)], time.monotonic() + linger_s)
+        if not _held_flusher or _held_flusher[0] != os.getpid():  # none yet, or a forked child
+            _held_flusher[:] = [os.getpid()]
+            _held_idle[:] = []
+            threading.Thread(target=_flush_held, name="switchyard-held-events", daemon=True).start()
+        elif _held_idle:  # the flusher sleeps until told
+            _held_idle[:] = []
+            _held_cond.notify()
+
+
+def release_held(job_id: str | None = None) -> None:
+    """Publish now what this process holds back: ``job_id``'s event, or every job's."""
+    for key in [job_id] if job_id is not None else list(_held):
+        head = _take_held(key)
+        if head is None:
+            continue
+        try:
+            _publish_now(key, head.items, True, False, False, True, None)
+        finally:
+            _release(head)
+
+
+def _take_held(job_id: str) -> _Held | None:
+    """The job's held event, locked for its publisher; ``None`` once another thread has published it
+    (after waiting for that thread: the caller's own event must not overtake it)."""
+    head = _held.get(job_id)
+    if head is None:
+        return None
+    head.lock.acquire()
+    if head.done:
+        head.lock.release()
+        return None
+    return head
+
+
+def _release(head: _Held) -> None:
+    head.done = True
+    with _held_cond:
+        if _held.get(head.job_id) is head:
+            del _held[head.job_id]
+    head.lock.release()
+
+
+def _flush_held() -> None:
+    # Polls every HOLD_S while events are being held (no wake-up per hold: in a busy worker each one
+    # costs a GIL hand-off), and sleeps until the next hold after a second with none.
+    idle_since = time.monotonic()
+    while True:
+        with _held_cond:
+            now = time.monotonic()
+            if _held:
+                idle_since = now
+            elif now - idle_since > 1.0:
+                _held_idle[:] = [True]
+                _held_cond.wait()
+                continue
+            due = [h.job_id for h in _held.values() if h.due <= now]
+        for job_id in due:
+            try:
+                release_held(job_id)
+            except Exception:  # Redis and Postgres both unreachable: this `running` is lost, not the job
+                log.exception("publishing the held event of job %s failed", job_id)
+        time.sleep(HOLD_S)
+
+
+def _reset_held_after_fork() -> None:
+    global _held_cond
+    _held_cond = threading.Condition()
+    _held.clear()  # the parent's jobs: not this process's to publish
+    _held_idle.clear()
+
+
+os.register_at_fork(after_in_child=_reset_held_after_fork)
+atexit.register(release_held)
 
 
 REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)

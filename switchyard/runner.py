@@ -70,6 +70,7 @@ def _run(delivery: Delivery, fn: JobFunction, precheck: PreCheck | None) -> Any:
     claimed, params = claim
     outcome = _execute(delivery, fn, params, claimed, owner)
     if outcome is None:
+        events.release_held(claimed.id)  # this attempt's `running`, if nothing carried it
         return None  # requeued or the lease lost: another delivery ends the job
     return _settle(claimed, owner, outcome)
 
@@ -116,9 +117,11 @@ def _claim(delivery: Delivery, precheck: PreCheck | None, owner: str) -> tuple[J
         log.info("dropping duplicate delivery of job %s (status %s, lease held by %s)", delivery.job_id,
                  current.status if current else None, current.lease_owner if current else None)
         return None
-    # One round trip to Redis; Postgres's copy rides this process's next group commit (its finish).
-    events.publish(claimed.id, "status", {"status": "running", "attempt": claimed.attempts,
-                                          "worker": claimed.worker}, defer=True)
+    # Held back for a moment (events.hold): the job's first event carries it to Redis in the same call
+    # (a job that emits nothing sends it alone before its finish, _settle); Postgres's copy goes with
+    # that call's (for a progress event, it rides this process's next group commit: the job's finish).
+    events.hold(claimed.id, "status", {"status": "running", "attempt": claimed.attempts,
+                                       "worker": claimed.worker})
     return claimed, params
 
 
@@ -172,6 +175,10 @@ def _execute(delivery: Delivery, fn: JobFunction, params: Any, claimed: Job, own
 
 def _settle(claimed: Job, owner: str, outcome: _Outcome) -> Any:
     """Record the end durably, then announce it; the result, or None if the lease was lost first."""
+    # A job that emitted nothing still holds its `running`: it goes out before the finish, so a worker
+    # killed between the finish and the end (the end repair announces it) leaves a stream that shows
+    # the run; its copy is deferred and rides the finish's commit.
+    events.release_held(claimed.id)
     ended = _ledger(jobs.finish, claimed.id, owner, outcome.status, result=outcome.result, error=outcome.error)
     if ended is None:
         log.warning("job %s: lease lost before finishing; another worker owns it", claimed.id)

@@ -104,10 +104,13 @@ def _flush_traces(**_: object) -> None:
 
 @worker_process_shutdown.connect
 def _flush_ledger_writes(**_: object) -> None:
+    from switchyard.events import release_held
     from switchyard.ledger_writer import ledger_writer
 
     # Deferred event copies (switchyard/ledger_writer.py) of a child that exits after its job (max tasks
     # per child 1); atexit would not run. Left unflushed they would wait for the reaper's end repair.
+    # Held events first: publishing one may defer its copy.
+    release_held()
     ledger_writer().flush(5.0)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from switchyard import constants, events, jobs
+from switchyard.ledger_writer import ledger_writer
 
 
 def test_durable_events_before_pages_newest_first_by_type(stack):
@@ -65,3 +66,62 @@ def test_a_live_subscriber_on_a_reused_connection_gets_events_published_after_it
     events.publish_many(job.id, [("status", {"status": "succeeded"}), ("end", {"status": "succeeded"})])
     reader.join(15)
     assert [e.seq for e in got] == [1, 2, 3] and got[-1].is_end
+
+
+def _queued_job() -> str:
+    job, _ = jobs.create("switchyard.control.ping", {})
+    events.publish(job.id, "status", {"status": "queued"}, first=True)
+    return job.id
+
+
+def _logged(job_id: str) -> list[tuple[int, str, str | None]]:
+    return [(e.seq, e.type, e.data.get("status")) for e in events.replay(job_id)]
+
+
+def test_a_held_event_goes_out_first_with_the_jobs_next_event(stack):
+    job_id = _queued_job()
+    events.hold(job_id, "status", {"status": "running"}, linger_s=60)
+    assert _logged(job_id) == [(1, "status", "queued")]  # held, not yet published
+    progress = events.publish(job_id, "progress", {"done": 0})
+    assert progress.seq == 3  # the caller gets its own event back
+    assert _logged(job_id) == [(1, "status", "queued"), (2, "status", "running"), (3, "progress", None)]
+    ledger_writer().flush()  # the running copy was deferred (its carrier, a progress, is not durable)
+    assert [e.seq for e in events._durable_events(job_id, 0)] == [1, 2]
+
+
+def test_a_held_event_goes_out_alone_when_nothing_follows(stack):
+    job_id = _queued_job()
+    events.hold(job_id, "status", {"status": "running"}, linger_s=0.01)
+    deadline = time.monotonic() + 5
+    while len(_logged(job_id)) < 2:
+        assert time.monotonic() < deadline, "the held event was never published"
+        time.sleep(0.01)
+    assert _logged(job_id) == [(1, "status", "queued"), (2, "status", "running")]
+
+
+def test_a_new_jobs_first_event_waits_for_every_held_event(stack):
+    parent = _queued_job()
+    events.hold(parent, "status", {"status": "running"}, linger_s=60)
+    _queued_job()  # a sub-job the held job made: its announcement must not overtake the parent's running
+    assert _logged(parent) == [(1, "status", "queued"), (2, "status", "running")]
+
+
+def test_an_end_carries_the_held_event_and_both_copies_are_written_at_once(stack):
+    job_id = _queued_job()
+    events.hold(job_id, "status", {"status": "running"}, linger_s=60)
+    events.publish_many(job_id, [("status", {"status": "succeeded"}), ("end", {"status": "succeeded"})])
+    assert [t for _s, t, _d in _logged(job_id)] == ["status", "status", "status", "end"]
+    assert [e.seq for e in events._durable_events(job_id, 0)] == [1, 2, 3, 4]  # no flush needed
+
+
+def test_concurrent_publishers_of_a_held_job_keep_its_order(stack):
+    import threading
+
+    for _ in range(20):
+        job_id = _queued_job()
+        events.hold(job_id, "status", {"status": "running"}, linger_s=0)
+        racer = threading.Thread(target=events.release_held)
+        racer.start()
+        events.publish(job_id, "progress", {"done": 0})
+        racer.join()
+        assert [t for _s, t, _d in _logged(job_id)] == ["status", "status", "progress"]
