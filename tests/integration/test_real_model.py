@@ -135,7 +135,7 @@ def recording_context():
     from switchyard.context import JobContext
 
     class Quiet(JobContext):
-        def emit(self, type, data=None):
+        def emit(self, type, data=None, *, defer=False):
             pass
 
     return Quiet("real-model-test", attempt=1, publish=False)

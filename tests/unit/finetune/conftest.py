@@ -27,7 +27,7 @@ class RecordingContext(JobContext):
         self.events: list[tuple[str, dict]] = []
         self.stop_at, self.reason, self.checks = stop_at, reason, 0
 
-    def emit(self, type, data=None):
+    def emit(self, type, data=None, *, defer=False):
         self.events.append((type, data or {}))
 
     def stop_reason(self):
