@@ -6,6 +6,7 @@ shared between a parent and its children.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import logging
@@ -106,6 +107,24 @@ def connection(*, durable: bool = True) -> Iterator[psycopg.Connection]:
             yield conn
         finally:
             _returned_at[conn] = time.monotonic()
+
+
+@contextmanager
+def pipelined_transaction(conn: psycopg.Connection) -> Iterator[psycopg.Connection]:
+    """One transaction on ``conn`` whose statements go out together: BEGIN rides the first batch and COMMIT
+    the last, one round trip when nothing in the block reads a result (psycopg's ``transaction()`` syncs
+    after BEGIN and again at the end). Reading a result sends what is queued. A failure rolls the block
+    back, if the connection still stands, and is raised."""
+    try:
+        with conn.pipeline():
+            conn.execute("BEGIN")
+            yield conn
+            conn.execute("COMMIT")
+    except BaseException:
+        if not conn.broken:
+            with contextlib.suppress(psycopg.Error):
+                conn.execute("ROLLBACK")  # the aborted block a failed statement left
+        raise
 
 
 def close_pools() -> None:

@@ -22,7 +22,6 @@ and the reaper queues it again), never half-written, never finished twice.
 from __future__ import annotations
 
 import atexit
-import contextlib
 import logging
 import threading
 import time
@@ -36,7 +35,7 @@ from psycopg.pq import ExecStatus
 
 from switchyard._singleton import PerProcess
 from switchyard.config import get_settings
-from switchyard.db import connection
+from switchyard.db import connection, pipelined_transaction
 
 log = logging.getLogger("switchyard.ledger_writer")
 
@@ -198,21 +197,11 @@ class GroupCommit:
         with connection() as conn:
             if len(batch) == 1 and durable:  # alone: one autocommit statement, as without the writer
                 cursors = [conn.execute(batch[0].sql, batch[0].params)]
-            else:
-                # BEGIN, the writes and COMMIT go out in one pipeline: one round trip, one commit.
-                # (psycopg's transaction() would sync after BEGIN and again at the end.)
-                try:
-                    with conn.pipeline():
-                        conn.execute("BEGIN")
-                        if not durable:
-                            conn.execute("SET LOCAL synchronous_commit = off")
-                        cursors = [conn.execute(w.sql, w.params) for w in batch]
-                        conn.execute("COMMIT")
-                except psycopg.Error:
-                    if not conn.broken:
-                        with contextlib.suppress(psycopg.Error):
-                            conn.execute("ROLLBACK")  # the aborted block the failed statement left
-                    raise
+            else:  # BEGIN, the writes and COMMIT in one pipeline: one round trip, one commit
+                with pipelined_transaction(conn):
+                    if not durable:
+                        conn.execute("SET LOCAL synchronous_commit = off")
+                    cursors = [conn.execute(w.sql, w.params) for w in batch]
         return [cur.fetchone() if w.waited and cur.pgresult.status == TUPLES_OK else None
                 for cur, w in zip(cursors, batch, strict=True)]
 

@@ -21,7 +21,6 @@ and whether it was rolled back. The agent pool's ``ThreadHooks`` (``switchyard/a
 
 from __future__ import annotations
 
-import contextlib
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -30,7 +29,7 @@ from typing import Any
 
 import psycopg
 
-from switchyard.db import connection
+from switchyard.db import connection, pipelined_transaction
 from switchyard.errors import NotFoundError, SwitchyardError
 
 POLL_S = 0.1
@@ -162,26 +161,16 @@ def _json(value: Any) -> str | None:
 
 @contextmanager
 def _pipelined_transaction() -> Iterator[psycopg.Connection]:
-    """One transaction whose statements go out together: BEGIN rides the first batch and COMMIT the last
-    (psycopg's ``transaction()`` would wait for BEGIN on its own). Reading a result sends what is queued;
-    the results of statements sent after the last read are there once the block has ended.
+    """``db.pipelined_transaction`` on a pooled connection: the results of statements sent after the last
+    read are there once the block has ended.
 
     Its commit does not wait for the WAL flush (``connection(durable=False)``). Every use is followed by a
     durable commit that depends on it (the API's reservation by the job's row, ``dispatch.enqueue``; the
     worker's take by the job's finish), and Postgres flushes its WAL in order: once that later commit is
     durable, so is this one. A crash before it loses both, which is where the caller was before it began
     (no job recorded; a job that never finished, run again with its thread still free or still its own)."""
-    with connection(durable=False) as conn:
-        try:
-            with conn.pipeline():
-                conn.execute("BEGIN")
-                yield conn
-                conn.execute("COMMIT")
-        except BaseException:
-            if not conn.broken:
-                with contextlib.suppress(psycopg.Error):
-                    conn.execute("ROLLBACK")
-            raise
+    with connection(durable=False) as conn, pipelined_transaction(conn):
+        yield conn
 
 
 def ensure_thread(thread_id: str, *, tenant: str = "default", graph: str | None = None,
@@ -285,13 +274,6 @@ class Taken:
     displaced: str | None = None  # the run this one cancelled (interrupt, rollback)
     head: str | None = None  # the thread's latest root checkpoint once taken (None: a new thread)
     resuming: bool = False  # a redelivered run whose own checkpoints are there: continue, don't restart
-
-
-def take(run_id: str, thread_id: str, graph: str, strategy: str, *, wait: Callable[[float], None],
-         cancel: Callable[[str], Any]) -> str | None:
-    """Take the thread for an already recorded ``run_id`` under ``strategy``; returns the run this one
-    displaced, if any (``take_thread`` without its first-transaction extras)."""
-    return take_thread(run_id, thread_id, graph, strategy, wait=wait, cancel=cancel).displaced
 
 
 def take_thread(run_id: str, thread_id: str, graph: str, strategy: str, *, wait: Callable[[float], None],

@@ -36,7 +36,7 @@ def start(run_id: str, thread_id: str) -> None:
     assert status(run_id) == "pending"
     assert jobs.claim(run_id, OWNER, "w", 30) is not None
     assert status(run_id) == "pending"  # claimed, but waiting for its thread
-    threads.take(run_id, thread_id, "echo", "reject", wait=lambda s: None, cancel=lambda j: None)
+    threads.take_thread(run_id, thread_id, "echo", "reject", wait=lambda s: None, cancel=lambda j: None)
     assert status(run_id) == "running"
 
 
