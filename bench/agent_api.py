@@ -27,6 +27,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import psutil
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -67,8 +69,36 @@ def stop(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
-def measure(url: str, runs: int, concurrent_runs: int) -> dict[str, float]:
-    """p50/p99 of a lone ``runs.wait`` (new thread each), then runs/s with ``CLIENTS`` concurrent clients."""
+def _cpu_seconds(processes: list) -> float:
+    total = 0.0
+    for proc in processes:
+        try:
+            times = proc.cpu_times()
+            total += times.user + times.system
+        except psutil.Error:  # a child that exited meanwhile
+            pass
+    return total
+
+
+def _processes(pids: list[int], names: tuple[str, ...]) -> list:
+    """The processes a server runs on: each pid with its children, and every process named in ``names``
+    (the stores: Postgres's backends are children of its postmaster, not of the server). The machine's
+    own idle Postgres and Redis are counted too and add nothing measurable."""
+    found = {}
+    for pid in pids:
+        root = psutil.Process(pid)
+        for proc in [root, *root.children(recursive=True)]:
+            found[proc.pid] = proc
+    for proc in psutil.process_iter(["name"]):
+        if proc.info["name"] and proc.info["name"].startswith(names):
+            found[proc.pid] = proc
+    return list(found.values())
+
+
+def measure(url: str, runs: int, concurrent_runs: int, server_pids: list[int],
+            stores: tuple[str, ...] = ()) -> dict[str, float]:
+    """p50/p99 of a lone ``runs.wait`` (new thread each), then runs/s with ``CLIENTS`` concurrent clients
+    and the CPU each side spent per run meanwhile (ms: the servers, with their stores, and this client)."""
     from langgraph_sdk import get_sync_client
 
     client = get_sync_client(url=url, api_key=None)
@@ -90,11 +120,16 @@ def measure(url: str, runs: int, concurrent_runs: int) -> dict[str, float]:
     lone = [one(client) for _ in range(runs)]
     clients = [get_sync_client(url=url, api_key=None) for _ in range(CLIENTS)]
     per_client = concurrent_runs // CLIENTS
+    servers, me = _processes(server_pids, stores), psutil.Process()
+    cpu0 = (_cpu_seconds(servers), _cpu_seconds([me]))
     t0 = time.perf_counter()
     with ThreadPoolExecutor(CLIENTS) as pool:
         list(pool.map(lambda c: [one(c) for _ in range(per_client)], clients))
-    rate = per_client * CLIENTS / (time.perf_counter() - t0)
-    return {"p50_ms": pct(lone, 50) * 1000, "p99_ms": pct(lone, 99) * 1000, "runs_per_s": rate}
+    done = per_client * CLIENTS
+    rate = done / (time.perf_counter() - t0)
+    server_cpu, client_cpu = _cpu_seconds(servers) - cpu0[0], _cpu_seconds([me]) - cpu0[1]
+    return {"p50_ms": pct(lone, 50) * 1000, "p99_ms": pct(lone, 99) * 1000, "runs_per_s": rate,
+            "server_cpu_ms": server_cpu / done * 1000, "client_cpu_ms": client_cpu / done * 1000}
 
 
 def switchyard_figures(runs: int, concurrent_runs: int, workdir: Path) -> dict[str, float]:
@@ -112,7 +147,8 @@ def switchyard_figures(runs: int, concurrent_runs: int, workdir: Path) -> dict[s
         try:
             wait_for_port(port, timeout=60)
             wait_ready(worker, worker_log, " ready.")
-            return measure(f"http://127.0.0.1:{port}", runs, concurrent_runs)
+            return measure(f"http://127.0.0.1:{port}", runs, concurrent_runs, [api.pid, worker.pid],
+                           stores=("postgres", "redis-server"))
         finally:
             stop(worker)
             stop(api)
@@ -132,7 +168,7 @@ def langgraph_dev_figures(langgraph: str, runs: int, concurrent_runs: int, workd
                  cwd=workdir)  # langgraph.json's paths are read from the working directory
     try:
         wait_for_port(port, timeout=120)
-        return measure(f"http://127.0.0.1:{port}", runs, concurrent_runs)
+        return measure(f"http://127.0.0.1:{port}", runs, concurrent_runs, [proc.pid])
     finally:
         stop(proc)
 
@@ -160,6 +196,14 @@ def main() -> None:
           f"{base['p99_ms'] / ours['p99_ms']:.1f}x faster | |")
     print(f"| runs/s, {CLIENTS} concurrent clients | {base['runs_per_s']:.1f} | {ours['runs_per_s']:.1f} | "
           f"{ours['runs_per_s'] / base['runs_per_s']:.2f}x | >= 2x |")
+    print(f"| CPU per run, servers (ms; switchyard: API, worker, Postgres, Redis) | {base['server_cpu_ms']:.1f} | "
+          f"{ours['server_cpu_ms']:.1f} | {ours['server_cpu_ms'] / base['server_cpu_ms']:.1f}x | |")
+    print(f"| CPU per run, this client (ms) | {base['client_cpu_ms']:.1f} | {ours['client_cpu_ms']:.1f} | | |")
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    # What the CPU alone allows on this machine: every core busy with nothing but the servers and the client.
+    for name, fig in (("langgraph dev", base), ("switchyard", ours)):
+        cap = cores * 1000 / (fig["server_cpu_ms"] + fig["client_cpu_ms"])
+        print(f"{name}: at most {cap:.0f} runs/s on {cores} cores at this CPU per run")
 
 
 if __name__ == "__main__":
