@@ -82,6 +82,14 @@ def durable_commits(conn, n: int) -> list[float]:
     return times
 
 
+def worker_cpu(proc: subprocess.Popen) -> float:
+    """Seconds of CPU a worker process has used (the threads pool: one process does everything)."""
+    import psutil
+
+    times = psutil.Process(proc.pid).cpu_times()
+    return times.user + times.system
+
+
 def load_average() -> float:
     return os.getloadavg()[0]
 
@@ -212,9 +220,15 @@ def main() -> None:
                 commits += durable_commits(floor_db, n_rt // 3)
                 durable_rt += bare_round_trips(bare_app, n_rt // 3, ledger=floor_db)
                 ours_rt += switchyard_round_trips(n_rt // 3)
+            # Each worker's CPU per job while it drains (it idles while the backlog fills).
+            bare_cpu, ours_cpu = worker_cpu(bare), worker_cpu(ours)
             bare_drain = bare_throughput(bare_app, n_tp, drain=True)
+            bare_cpu = worker_cpu(bare) - bare_cpu
+            durable_cpu = worker_cpu(bare)
             durable_drain = bare_throughput(bare_app, n_tp, drain=True, ledger=floor_db)
+            durable_cpu = worker_cpu(bare) - durable_cpu
             ours_drain = switchyard_throughput(n_tp, drain=True)
+            ours_cpu = worker_cpu(ours) - ours_cpu
             floor_db.close()
             bare_tp = bare_throughput(bare_app, n_tp, drain=False)
             ours_tp = switchyard_throughput(n_tp, drain=False)
@@ -247,6 +261,9 @@ def main() -> None:
     print(f"{'round trip p50 (ms)':34}{durable:14.2f}{ours:14.2f}{ours / durable:8.2f}×")
     print(f"{'drain of a backlog (jobs/s)':34}{durable_drain:14.0f}{ours_drain:14.0f}"
           f"{ours_drain / durable_drain:8.2f}×   (its own ratio to bare Celery: {durable_drain / bare_drain:.2f}×)")
+    per_job = 1000 / n_tp
+    print(f"{'worker CPU per job, drain (ms)':34}{bare_cpu * per_job:14.2f}{ours_cpu * per_job:14.2f}"
+          f"{ours_cpu / bare_cpu:8.2f}×   (bare + minimal durable ledger: {durable_cpu * per_job:.2f})")
     print(f"{'send + run, one producer (jobs/s)':34}{bare_tp:14.0f}{ours_tp:14.0f}{ours_tp / bare_tp:8.2f}×")
     print("\nwhere switchyard's extra time goes (p50 of each step alone, ms):")
     for name, value in parts.items():
