@@ -130,17 +130,17 @@ def publish_many(job_id: str, items: list[tuple[str, dict[str, Any] | None]], *,
     for type, _data in items:
         if type not in EVENT_TYPES:
             raise ValueError(f"unknown event type {type!r}; expected one of {sorted(EVENT_TYPES)}")
-    if _held:  # an event this process holds back (``hold``) goes out first
+    if _held_events.by_job:  # an event this process holds back (``hold``) goes out first
         if first:  # a new job: whatever the jobs held here announced may have caused it (sub-jobs)
             release_held()
         else:
-            head = _take_held(job_id)
+            head = _held_events.take(job_id)
             if head is not None:
                 try:
                     published = _publish_now(job_id, [*head.items, *items], persist, first, stored, defer, ts,
                                              held=len(head.items))
                 finally:
-                    _release(head)
+                    _held_events.release(head)
                 return published[len(head.items):]
     return _publish_now(job_id, items, persist, first, stored, defer, ts)
 
@@ -195,10 +195,79 @@ class _Held:
     done: bool = False
 
 
-_held: dict[str, _Held] = {}
-_held_cond = threading.Condition()
-_held_flusher: list[int] = []  # the pid whose flusher thread runs
-_held_idle: list[bool] = []  # [True] while that thread waits for a notify (nothing held for a second)
+class _HeldEvents:
+    """This process's held events (at most one per job) and the thread that publishes those due.
+
+    ``cond`` guards ``by_job`` and the two flusher fields: ``flusher_pid`` is the process whose flusher
+    thread runs (a forked child has none and starts its own), ``flusher_idle`` is True while that thread
+    waits for a notify (nothing held for a second)."""
+
+    def __init__(self) -> None:
+        self.by_job: dict[str, _Held] = {}
+        self.cond = threading.Condition()
+        self.flusher_pid: int | None = None
+        self.flusher_idle = False
+
+    def hold(self, job_id: str, item: tuple[str, dict[str, Any] | None], linger_s: float) -> None:
+        """Keep ``item`` back as the job's held event, due in ``linger_s``; start or wake the flusher."""
+        with self.cond:
+            self.by_job[job_id] = _Held(job_id, [item], time.monotonic() + linger_s)
+            if self.flusher_pid != os.getpid():  # none yet, or a forked child
+                self.flusher_pid = os.getpid()
+                self.flusher_idle = False
+                threading.Thread(target=self.flush_loop, name="switchyard-held-events", daemon=True).start()
+            elif self.flusher_idle:  # the flusher sleeps until told
+                self.flusher_idle = False
+                self.cond.notify()
+
+    def take(self, job_id: str) -> _Held | None:
+        """The job's held event, locked for its publisher; ``None`` once another thread has published it
+        (after waiting for that thread: the caller's own event must not overtake it)."""
+        head = self.by_job.get(job_id)
+        if head is None:
+            return None
+        head.lock.acquire()
+        if head.done:
+            head.lock.release()
+            return None
+        return head
+
+    def release(self, head: _Held) -> None:
+        """After ``take``: mark ``head`` published, forget it, and let the threads waiting in ``take`` on."""
+        head.done = True
+        with self.cond:
+            if self.by_job.get(head.job_id) is head:
+                del self.by_job[head.job_id]
+        head.lock.release()
+
+    def flush_loop(self) -> None:
+        # Polls every HOLD_S while events are being held (no wake-up per hold: in a busy worker each one
+        # costs a GIL hand-off), and sleeps until the next hold after a second with none.
+        idle_since = time.monotonic()
+        while True:
+            with self.cond:
+                now = time.monotonic()
+                if self.by_job:
+                    idle_since = now
+                elif now - idle_since > 1.0:
+                    self.flusher_idle = True
+                    self.cond.wait()
+                    continue
+                due = [h.job_id for h in self.by_job.values() if h.due <= now]
+            for job_id in due:
+                try:
+                    release_held(job_id)
+                except Exception:  # Redis and Postgres both unreachable: this `running` is lost, not the job
+                    log.exception("publishing the held event of job %s failed", job_id)
+            time.sleep(HOLD_S)
+
+    def reset_after_fork(self) -> None:
+        self.cond = threading.Condition()
+        self.by_job.clear()  # the parent's jobs: not this process's to publish
+        self.flusher_idle = False
+
+
+_held_events = _HeldEvents()
 
 
 def hold(job_id: str, type: str, data: dict[str, Any] | None = None, *, linger_s: float = HOLD_S) -> None:
@@ -214,80 +283,22 @@ def hold(job_id: str, type: str, data: dict[str, Any] | None = None, *, linger_s
     if type not in EVENT_TYPES:
         raise ValueError(f"unknown event type {type!r}; expected one of {sorted(EVENT_TYPES)}")
     release_held(job_id)  # one held event per job
-    with _held_cond:
-        _held[job_id] = _Held(job_id, [(type, data)], time.monotonic() + linger_s)
-        if not _held_flusher or _held_flusher[0] != os.getpid():  # none yet, or a forked child
-            _held_flusher[:] = [os.getpid()]
-            _held_idle[:] = []
-            threading.Thread(target=_flush_held, name="switchyard-held-events", daemon=True).start()
-        elif _held_idle:  # the flusher sleeps until told
-            _held_idle[:] = []
-            _held_cond.notify()
+    _held_events.hold(job_id, (type, data), linger_s)
 
 
 def release_held(job_id: str | None = None) -> None:
     """Publish now what this process holds back: ``job_id``'s event, or every job's."""
-    for key in [job_id] if job_id is not None else list(_held):
-        head = _take_held(key)
+    for key in [job_id] if job_id is not None else list(_held_events.by_job):
+        head = _held_events.take(key)
         if head is None:
             continue
         try:
             _publish_now(key, head.items, True, False, False, True, None)
         finally:
-            _release(head)
+            _held_events.release(head)
 
 
-def _take_held(job_id: str) -> _Held | None:
-    """The job's held event, locked for its publisher; ``None`` once another thread has published it
-    (after waiting for that thread: the caller's own event must not overtake it)."""
-    head = _held.get(job_id)
-    if head is None:
-        return None
-    head.lock.acquire()
-    if head.done:
-        head.lock.release()
-        return None
-    return head
-
-
-def _release(head: _Held) -> None:
-    head.done = True
-    with _held_cond:
-        if _held.get(head.job_id) is head:
-            del _held[head.job_id]
-    head.lock.release()
-
-
-def _flush_held() -> None:
-    # Polls every HOLD_S while events are being held (no wake-up per hold: in a busy worker each one
-    # costs a GIL hand-off), and sleeps until the next hold after a second with none.
-    idle_since = time.monotonic()
-    while True:
-        with _held_cond:
-            now = time.monotonic()
-            if _held:
-                idle_since = now
-            elif now - idle_since > 1.0:
-                _held_idle[:] = [True]
-                _held_cond.wait()
-                continue
-            due = [h.job_id for h in _held.values() if h.due <= now]
-        for job_id in due:
-            try:
-                release_held(job_id)
-            except Exception:  # Redis and Postgres both unreachable: this `running` is lost, not the job
-                log.exception("publishing the held event of job %s failed", job_id)
-        time.sleep(HOLD_S)
-
-
-def _reset_held_after_fork() -> None:
-    global _held_cond
-    _held_cond = threading.Condition()
-    _held.clear()  # the parent's jobs: not this process's to publish
-    _held_idle.clear()
-
-
-os.register_at_fork(after_in_child=_reset_held_after_fork)
+os.register_at_fork(after_in_child=_held_events.reset_after_fork)
 atexit.register(release_held)
 
 
