@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 
@@ -15,16 +16,23 @@ from switchyard.events import Event
 
 
 def test_settings_mask_secrets_and_url_passwords(monkeypatch):
-    monkeypatch.setenv("SWITCHYARD_WEBHOOK_SECRET_GITHUB", "gh-secret")
-    settings = Settings(database_url="postgresql://app:hunter2@db:5432/x", webhook_secret="s3cret",
-                        api_keys="k1:acme, k2:globex", redis_url=None, broker_url=None)
+    # Only what this test sets: the session's stack puts SWITCHYARD_* variables (random temporary paths
+    # among them) in the environment, and a short secret such as "k1" can occur in a random path.
+    for key in [k for k in os.environ if k.startswith("SWITCHYARD_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("SWITCHYARD_WEBHOOK_SECRET_GITHUB", "gh-secret-4d1f")
+    settings = Settings(database_url="postgresql://app:db-password-93c2@db:5432/x",
+                        webhook_secret="webhook-secret-7a0e", api_keys="api-key-one-5b8d:acme, api-key-two-e61c:globex",
+                        redis_url=None, broker_url=None)
     masked = json.dumps(settings.masked())
-    assert "hunter2" not in masked and "s3cret" not in masked and "k1" not in masked
+    for secret in ("db-password-93c2", "webhook-secret-7a0e", "api-key-one-5b8d", "api-key-two-e61c", "gh-secret-4d1f"):
+        assert secret not in masked
+    assert settings.masked()["api_keys"] == "***" and settings.masked()["webhook_secret"] == "***"
     assert settings.masked()["database_url"] == "postgresql://app:***@db:5432/x"
     assert settings.masked()["webhook_sources"] == ["github"]
-    assert settings.api_key_tenants() == {"k1": "acme", "k2": "globex"}
-    assert settings.webhook_secret_for("github") == "gh-secret"
-    assert settings.webhook_secret_for("other") == "s3cret"
+    assert settings.api_key_tenants() == {"api-key-one-5b8d": "acme", "api-key-two-e61c": "globex"}
+    assert settings.webhook_secret_for("github") == "gh-secret-4d1f"
+    assert settings.webhook_secret_for("other") == "webhook-secret-7a0e"
     assert settings.effective_broker_url is None
 
 
