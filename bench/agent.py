@@ -8,7 +8,8 @@ Every figure is printed with the baseline measured in the same run and the ratio
 2. token delivery latency, model callback → subscriber in another process (through LangGraph's
    ``messages`` stream, the job's event log and Redis pub/sub) vs a bare Redis ``PUBLISH`` + ``XADD``
    received by a bare subscriber, p50/p99, and tokens/s through the bus;
-3. concurrent runs per agent worker (threads pool) before a run's latency doubles.
+3. concurrent runs per agent worker (threads pool) before a run's latency doubles;
+4. a run's graph built for the run vs kept for the process (``load_graph``).
 
     python bench/agent.py            # full run (~2 minutes)
     python bench/agent.py --quick    # a smoke run
@@ -118,6 +119,32 @@ def bench_checkpointer(quick: bool) -> list[str]:
                 f"the checkpoint's own cost, {cost_ms:.2f} ms from the trivial-node row, is "
                 f"{100 * cost_ms / mem:.2f}% of this step)")
     return rows
+
+
+def bench_graph_load(quick: bool) -> list[str]:
+    """A run's graph: built for the run (what every run paid before switchyard/agents/compiled.py) vs the
+    graph kept for the process's defaults, per built-in graph (p50 of ``load_graph``)."""
+    from switchyard.agents.compiled import compiled_graphs
+    from switchyard.agents.graph_catalog import GRAPHS
+    from switchyard.agents.runs import load_graph
+
+    n = 10 if quick else 50
+    cells = []
+    for name in GRAPHS:
+        built, kept = [], []
+        for _ in range(n):
+            compiled_graphs.clear()
+            t0 = time.perf_counter()
+            load_graph(name, model="scripted", tenant="bench")
+            built.append(time.perf_counter() - t0)
+        for _ in range(n):
+            t0 = time.perf_counter()
+            load_graph(name, model="scripted", tenant="bench")
+            kept.append(time.perf_counter() - t0)
+        b, k = statistics.median(built) * 1000, statistics.median(kept) * 1000
+        cells.append(f"{name} {b:.2f} → {k:.3f} ms")
+    return ["a run's graph, built per run → kept per process (p50 of load_graph, scripted model): "
+            + ", ".join(cells)]
 
 
 # --- 2. token delivery ------------------------------------------------------------------------------------
@@ -305,7 +332,8 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     with ephemeral_stack("switchyard-bench-agent-") as env:
         os.environ.update({k: v for k, v in env.items() if k.startswith("SWITCHYARD_")})
-        rows = bench_checkpointer(args.quick) + bench_tokens(args.quick) + bench_concurrency(args.quick)
+        rows = (bench_checkpointer(args.quick) + bench_graph_load(args.quick) + bench_tokens(args.quick)
+                + bench_concurrency(args.quick))
     print("\nswitchyard agent benchmark")
     for row in rows:
         print(" -", row)

@@ -63,18 +63,31 @@ def load_graph(name: str, *, model: Any = None, tenant: str | None = None, check
     own adapter. ``None`` is the operator (CLI, drawing a graph): tenant ``default``, any adapter.
     """
     from switchyard.agents.checkpointer import get_checkpointer
-    from switchyard.agents.graph_catalog import build_graph
-    from switchyard.llm import get_chat_model
+    from switchyard.agents.compiled import compiled_graphs, configuration, shared_model
+    from switchyard.agents.graph_catalog import build_graph, get_spec
 
     settings = get_agent_settings()
-    return build_graph(
-        name, get_chat_model(model, tenant=tenant),
-        retriever if retriever is not None else default_retriever(tenant or "default"),
-        checkpointer if checkpointer is not None else get_checkpointer(),
-        default_collection=settings.default_collection, sql_databases=settings.databases(),
-        max_tool_rounds=settings.max_tool_rounds,
-        tenant=tenant or "default",  # issue 8 (SQL tool): its views show only this tenant's rows
-    )
+
+    def build(saver: Any) -> Any:
+        from switchyard.llm import get_chat_model
+
+        return build_graph(
+            name, get_chat_model(model, tenant=tenant),
+            retriever if retriever is not None else default_retriever(tenant or "default"),
+            saver,
+            default_collection=settings.default_collection, sql_databases=settings.databases(),
+            max_tool_rounds=settings.max_tool_rounds,
+            tenant=tenant or "default",  # issue 8 (SQL tool): its views show only this tenant's rows
+        )
+
+    if checkpointer is not None or retriever is not None or not shared_model(model):
+        return build(checkpointer if checkpointer is not None else get_checkpointer())
+    # On the process's defaults: the graph built for an earlier run of the same graph, model and tenant
+    # (switchyard/agents/compiled.py says what the key holds and why that is safe).
+    saver = get_checkpointer()
+    key = (name, get_spec(name).builder, model, tenant)
+    inputs = (*configuration(), saver)
+    return compiled_graphs.get(key, inputs, lambda: build(saver))
 
 
 def _graph_input(params: RunParams, resuming: bool) -> Any:

@@ -284,6 +284,36 @@ def test_an_agent_run_queries_as_its_own_tenant(stack, app_db):
     assert rows(answer) == [{"id": f"job-{GLOBEX}"}]
 
 
+def test_a_kept_graph_is_never_another_tenants(stack, app_db, monkeypatch):
+    """Graphs on the process's defaults are built once and kept (switchyard/agents/compiled.py): the same
+    configured model for two tenants in one process gives each its own graph, whose SQL tool sees only
+    that tenant's rows, in either order and on a second run."""
+    from langchain_core.messages import ToolMessage
+
+    from switchyard.agents.runs import load_graph
+    from switchyard.llm.factory import get_llm_settings
+
+    script = {"provider": "scripted", "responses": [
+        {"content": "", "tool_calls": [{"name": "sql_query", "args": {"query": "SELECT id FROM jobs"}}]},
+        "done",
+    ]}
+    monkeypatch.setenv("SWITCHYARD_LLM_MODELS", json.dumps({"sql-script": script}))
+    get_llm_settings.cache_clear()
+    try:
+        graphs = {}
+        for turn, tenant in enumerate([ACME, GLOBEX, ACME, GLOBEX]):
+            graph = load_graph("rag_agent", model="sql-script", tenant=tenant)
+            assert graphs.setdefault(tenant, graph) is graph  # kept, per tenant
+            state = graph.invoke({"messages": [("user", "my jobs?")]},
+                                 {"configurable": {"thread_id": f"sql-kept-{RUN}-{turn}"}})
+            answer = next(m.content for m in state["messages"] if isinstance(m, ToolMessage))
+            assert rows(answer) == [{"id": f"job-{tenant}"}]
+        assert graphs[ACME] is not graphs[GLOBEX]
+    finally:
+        monkeypatch.delenv("SWITCHYARD_LLM_MODELS")
+        get_llm_settings.cache_clear()
+
+
 def test_migrating_another_database_of_the_cluster_reuses_and_repairs_the_role(stack, app_db):
     """Roles are cluster-wide: a second database's migrations find the role, take back what a DBA granted
     it by mistake, and give it that database's views only."""
