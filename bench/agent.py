@@ -133,7 +133,7 @@ def bench_graph_load(quick: bool) -> list[str]:
     for name in GRAPHS:
         built, kept = [], []
         for _ in range(n):
-            compiled_graphs.clear()
+            compiled_graphs().clear()
             t0 = time.perf_counter()
             load_graph(name, model="scripted", tenant="bench")
             built.append(time.perf_counter() - t0)

@@ -1,8 +1,8 @@
 """Compiled graphs kept per process, so a run does not build its graph again.
 
-Building a graph costs every run 0.4–7 ms of CPU before its first step (measured here: echo 0.4 ms,
-rag_answer 2.3, rag_agent 5.6, supervisor 6.8): ``StateGraph`` reads the state's type hints and
-``compile`` validates the graph. A compiled LangGraph graph is reentrant (LangGraph's own server shares one
+Building a graph cost every run 0.4–15 ms of CPU before its first step (``bench/agent.py``: echo 0.4–0.7 ms,
+rag_agent 9.5–15.4, supervisor 11.5–12.4): ``StateGraph`` reads the state's type hints and ``compile``
+validates the graph. A compiled LangGraph graph is reentrant (LangGraph's own server shares one
 between runs), and what differs between runs is given at build time, so it is part of the key:
 
 - the graph's name and builder (``SWITCHYARD_GRAPHS`` may point a name at another builder);
@@ -14,17 +14,19 @@ between runs), and what differs between runs is given at build time, so it is pa
 
 Only graphs on the process's defaults are kept: a caller's inline model config is screened, and a
 ``local:<adapter>`` model checked against the tenant, by ``get_chat_model`` on every run, so those runs
-build their graph as before. The cache is bounded (least recently used out), and a forked child starts
-empty: a parent's graphs hold the parent's checkpointer and its connections.
+build their graph as before. The cache is bounded (least recently used out), and one per process
+(``PerProcess``): a forked child starts empty, since a parent's graphs hold the parent's checkpointer and
+its connections.
 """
 
 from __future__ import annotations
 
-import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Any
+
+from switchyard._singleton import PerProcess
 
 MAX_GRAPHS = 256
 
@@ -37,13 +39,9 @@ class CompiledGraphs:
         self.max_graphs = max_graphs
         self._graphs: OrderedDict[Hashable, tuple[tuple[Any, ...], Any]] = OrderedDict()
         self._lock = threading.Lock()
-        self._pid = os.getpid()
 
     def get(self, key: Hashable, inputs: tuple[Any, ...], build: Callable[[], Any]) -> Any:
         with self._lock:
-            if self._pid != os.getpid():  # a forked child: the parent's graphs are not ours
-                self._graphs.clear()
-                self._pid = os.getpid()
             entry = self._graphs.get(key)
             if entry is not None and len(entry[0]) == len(inputs) and all(
                     kept is now for kept, now in zip(entry[0], inputs, strict=True)):
@@ -87,5 +85,9 @@ def shared_model(model: Any) -> bool:
     return model is None or (isinstance(model, str) and not model.startswith("local:"))
 
 
-compiled_graphs = CompiledGraphs()
-os.register_at_fork(after_in_child=lambda: setattr(compiled_graphs, "_lock", threading.Lock()))
+_per_process: PerProcess[CompiledGraphs] = PerProcess()
+
+
+def compiled_graphs() -> CompiledGraphs:
+    """This process's kept graphs."""
+    return _per_process.get("graphs", CompiledGraphs)

@@ -87,7 +87,7 @@ def load_graph(name: str, *, model: Any = None, tenant: str | None = None, check
     saver = get_checkpointer()
     key = (name, get_spec(name).builder, model, tenant)
     inputs = (*configuration(), saver)
-    return compiled_graphs.get(key, inputs, lambda: build(saver))
+    return compiled_graphs().get(key, inputs, lambda: build(saver))
 
 
 def _graph_input(params: RunParams, resuming: bool) -> Any:

@@ -55,14 +55,14 @@ def test_the_least_recently_used_graph_goes_first():
 
 
 def test_a_forked_child_starts_empty():
-    cache, build, config = CompiledGraphs(), Builds(), object()
-    cache.get("g", (config,), build)
+    build, config = Builds(), object()
+    compiled_graphs().get("g", (config,), build)
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: the parent's graph must not be returned
         try:
             child_build = Builds()
-            cache.get("g", (config,), child_build)
+            compiled_graphs().get("g", (config,), child_build)
             os.write(write, str(child_build.calls).encode())
         finally:
             os._exit(0)
@@ -70,7 +70,8 @@ def test_a_forked_child_starts_empty():
     os.waitpid(pid, 0)
     assert os.read(read, 8) == b"1"
     os.close(read)
-    assert cache.get("g", (config,), build) is not None and build.calls == 1  # the parent's is still kept
+    assert compiled_graphs().get("g", (config,), build) is not None and build.calls == 1  # the parent's is kept
+    compiled_graphs().clear()
 
 
 @pytest.mark.parametrize(("model", "shared"), [
@@ -89,11 +90,11 @@ def scripted_defaults(monkeypatch):
     monkeypatch.setattr(checkpointer_module, "get_checkpointer", lambda: saver)
     monkeypatch.setenv("SWITCHYARD_LLM_DEFAULT_MODEL", "scripted")
     get_llm_settings.cache_clear()
-    compiled_graphs.clear()
+    compiled_graphs().clear()
     yield saver
     monkeypatch.delenv("SWITCHYARD_LLM_DEFAULT_MODEL")
     get_llm_settings.cache_clear()
-    compiled_graphs.clear()
+    compiled_graphs().clear()
 
 
 def test_load_graph_keeps_a_graph_per_graph_model_and_tenant(scripted_defaults):
