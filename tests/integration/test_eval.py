@@ -259,7 +259,7 @@ def test_rating_page_in_headless_chromium(eval_worker, api_server):
     """Two raters use the HTML page in a real browser; the second submission completes the review."""
     import shutil
 
-    webdriver = pytest.importorskip("selenium.webdriver")
+    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium (the `dev` extra) is not installed")
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.select import Select

@@ -26,7 +26,7 @@ MODELS_CACHE = Path(tempfile.gettempdir()) / "switchyard-models"
 
 @pytest.fixture(scope="session")
 def smollm2(stack):
-    pytest.importorskip("gguf")
+    pytest.importorskip("gguf", reason="the `finetune` extra (gguf) is not installed")
     from switchyard.finetune.base_models import (
         BUILTIN_MODELS,
         MODELS_DIR_ENV,
