@@ -31,7 +31,7 @@ log = logging.getLogger("switchyard.agents.executor")
 MAX_WORKERS = 1024
 
 _pools: PerProcess[Any] = PerProcess()
-_installed: list[Any] = []  # the original get_executor_for_config, once installed
+_original: Any = None  # LangGraph's own get_executor_for_config, once ours is installed
 _install_lock = threading.Lock()
 
 
@@ -47,7 +47,7 @@ def shared_pool() -> Executor:
 @contextmanager
 def _executor_for_config(config: Any) -> Iterator[Executor]:
     if (config or {}).get("max_concurrency") is not None:
-        with _installed[0](config) as executor:
+        with _original(config) as executor:
             yield executor
         return
     yield shared_pool()  # not shut down: it outlives the run
@@ -56,10 +56,11 @@ def _executor_for_config(config: Any) -> Iterator[Executor]:
 def install() -> None:
     """Make LangGraph's sync loop use the shared pool (idempotent). Leaves LangGraph alone if the module it
     patches has changed shape (the per-run pools then stay)."""
-    if _installed:
+    global _original
+    if _original is not None:
         return
     with _install_lock:
-        if _installed:
+        if _original is not None:
             return
         try:
             from langgraph.pregel import _executor
@@ -69,5 +70,5 @@ def install() -> None:
         if original is None:
             log.warning("langgraph.pregel._executor has no get_executor_for_config; runs keep per-run pools")
             return
-        _installed.append(original)
+        _original = original
         _executor.get_executor_for_config = _executor_for_config
